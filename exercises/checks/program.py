@@ -1,0 +1,176 @@
+"""A check's calls into the exercises, written down as plain data so they can run anywhere.
+
+A ``Program`` lists what to do (put a value, call an exercise, call a method, take an item or an
+attribute) and which results to fetch. ``run_program`` executes it. The visible checks run it in
+your own Python process; the grader runs the very same program in an isolated child process and
+judges the fetched values in its own, trusted process. Either way your code gets the same calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import operator
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value that exists only while the program runs (an argument, a result, a cache)."""
+
+    id: int
+
+
+@dataclass
+class Program:
+    """Steps to run against an ``exercises`` package, and the values to bring back."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    fetches: dict[str, Ref] = field(default_factory=dict)
+
+    def _add(self, step: dict[str, Any]) -> Ref:
+        self.steps.append(step)
+        return Ref(len(self.steps) - 1)
+
+    def put(self, value: Any) -> Ref:
+        """Make ``value`` (tensors, numbers, strings, lists, dicts of them) available to later steps."""
+        return self._add({"op": "put", "value": value})
+
+    def call(self, target: str, *args: Any, **kwargs: Any) -> Ref:
+        """Call ``target``: ``"layers.relu_forward"`` names ``exercises.layers.relu_forward``;
+        ``"operator.add"`` names a function of Python's ``operator`` module."""
+        return self._add({"op": "call", "target": target, "args": list(args), "kwargs": kwargs})
+
+    def method(self, obj: Ref, name: str, *args: Any, **kwargs: Any) -> Ref:
+        """Call ``obj.name(*args, **kwargs)``."""
+        return self._add({"op": "method", "obj": obj, "name": name, "args": list(args), "kwargs": kwargs})
+
+    def attr(self, obj: Ref, name: str) -> Ref:
+        """Read ``obj.name``."""
+        return self._add({"op": "attr", "obj": obj, "name": name})
+
+    def item(self, obj: Ref, index: int | str) -> Ref:
+        """Take ``obj[index]``."""
+        return self._add({"op": "item", "obj": obj, "index": index})
+
+    def fetch(self, **refs: Ref) -> Program:
+        """Name the values to bring back when the program has run."""
+        self.fetches.update(refs)
+        return self
+
+
+class StepFailed(Exception):
+    """The learner's code raised (or returned something unusable) during one step."""
+
+    def __init__(self, target: str, error_type: str, message: str, trace: str = "") -> None:
+        super().__init__(f"{target} raised {error_type}: {message}")
+        self.target = target
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace
+
+
+def _describe(step: dict[str, Any]) -> str:
+    if step["op"] == "call":
+        return step["target"]
+    if step["op"] == "method":
+        return f".{step['name']}()"
+    if step["op"] == "attr":
+        return f".{step['name']}"
+    return step["op"]
+
+
+def _learner_trace(exc: BaseException) -> str:
+    """The traceback without the frames of this module: what the learner needs to see."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    lines = traceback.format_list(frames[-6:]) + traceback.format_exception_only(type(exc), exc)
+    return "".join(lines)[-4000:]
+
+
+class ImportFailed(Exception):
+    """An exercise module could not be imported; the message says why, for the learner."""
+
+
+def import_exercise_module(module_name: str, package: str = "exercises") -> Any:
+    """Import ``exercises.<module_name>``, turning every way it can fail into ``ImportFailed``."""
+    full, path = f"{package}.{module_name}", f"{package}/{module_name.replace('.', '/')}.py"
+    try:
+        return importlib.import_module(full)
+    except ModuleNotFoundError as exc:
+        if exc.name == full:
+            raise ImportFailed(f"{path} is missing: it must exist, with its functions' names unchanged.") from None
+        raise ImportFailed(f"{path} imports a module that is not available here: {exc}") from None
+    except SyntaxError as exc:
+        raise ImportFailed(f"{path} has a syntax error on line {exc.lineno}: {exc.msg}.") from None
+    except (Exception, SystemExit) as exc:
+        raise ImportFailed(
+            f"importing {path} failed with {type(exc).__name__}: {str(exc)[:300]}. Code at the top level "
+            "of a module runs when it is imported: keep it to definitions."
+        ) from None
+
+
+def resolve(target: str, package: str = "exercises") -> Any:
+    """The callable a ``call`` step names."""
+    module_name, _, attr_name = target.rpartition(".")
+    if not module_name or not attr_name:
+        raise ValueError(f"call target must look like 'module.name', got {target!r}")
+    if module_name == "operator":
+        return getattr(operator, attr_name)
+    module = import_exercise_module(module_name, package)
+    try:
+        return getattr(module, attr_name)
+    except AttributeError:
+        raise AttributeError(
+            f"{package}/{module_name.replace('.', '/')}.py has no '{attr_name}': "
+            "was it renamed or deleted? Its name is fixed by the course's contract."
+        ) from None
+
+
+def run_program(
+    steps: list[dict[str, Any]],
+    fetches: dict[str, Any],
+    package: str = "exercises",
+    catch: tuple[type[BaseException], ...] = (Exception,),
+    on_step: Any = None,
+) -> dict[str, Any]:
+    """Execute ``steps`` and return ``{name: value}`` for ``fetches``.
+
+    Raises ``StepFailed`` when a step raises one of ``catch``. ``on_step(i)``, when given, is
+    called before step ``i`` runs (the grader uses it to tell which call hung).
+    """
+
+    def deref(value: Any) -> Any:
+        if isinstance(value, Ref):
+            return values[value.id]
+        if isinstance(value, list):
+            return [deref(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(deref(v) for v in value)
+        if isinstance(value, dict):
+            return {k: deref(v) for k, v in value.items()}
+        return value
+
+    values: list[Any] = []
+    for index, step in enumerate(steps):
+        op = step["op"]
+        if on_step is not None:
+            on_step(index)
+        try:
+            if op == "put":
+                result = deref(step["value"])
+            elif op == "call":
+                result = resolve(step["target"], package)(*deref(step["args"]), **deref(step["kwargs"]))
+            elif op == "method":
+                obj = deref(step["obj"])
+                result = getattr(obj, step["name"])(*deref(step["args"]), **deref(step["kwargs"]))
+            elif op == "attr":
+                result = getattr(deref(step["obj"]), step["name"])
+            elif op == "item":
+                result = deref(step["obj"])[step["index"]]
+            else:
+                raise ValueError(f"unknown step {op!r}")
+        except catch as exc:
+            raise StepFailed(_describe(step), type(exc).__name__, str(exc)[:2000], _learner_trace(exc)) from exc
+        values.append(result)
+    return {name: deref(ref) for name, ref in fetches.items()}

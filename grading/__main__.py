@@ -1,0 +1,96 @@
+"""Command line: ``python -m grading {grade,stubs,release,course} ...`` (``--help`` on each)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from grading.grade import grade_batch
+    from grading.sandbox import Limits
+    from grading.submissions import SubmissionsError
+
+    try:
+        report = grade_batch(Path(args.submissions), Path(args.out), jobs=args.jobs,
+                             limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
+                             force=args.force, progress=not args.quiet)
+    except SubmissionsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"graded {len(report.graded)} submission(s), reused {len(report.reused)} earlier result(s)")
+    print(f"grades:   {report.csv_path}")
+    print(f"feedback: {report.out_dir / 'feedback'}")
+    return 0
+
+
+def _stubs(args: argparse.Namespace) -> int:
+    from grading import stubs
+
+    if args.check:
+        diffs = stubs.drift()
+        if diffs:
+            sys.stdout.write("".join(diffs))
+            print("error: exercises/ differs from what solutions/ generates; run `make stubs` and commit the result",
+                  file=sys.stderr)
+            return 1
+        print("exercises/ is in sync with solutions/")
+        return 0
+    written = stubs.write()
+    print(f"wrote {', '.join('exercises/' + n for n in written)}" if written else "exercises/ already in sync")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from grading.release import ReleaseLeak, build_release
+
+    try:
+        path = build_release(Path(args.out))
+    except ReleaseLeak as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"learner release: {path} and {path.with_suffix('.zip')}")
+    return 0
+
+
+def _course(args: argparse.Namespace) -> int:
+    from grading.course_run import run_course
+
+    return run_course(Path(args.out), fast=not args.full, notebooks=args.notebooks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grading", description="The course's instructor tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("grade", help="grade a folder of submissions into a CSV and feedback")
+    g.add_argument("submissions", help="folder holding one folder or .zip per learner")
+    g.add_argument("-o", "--out", default="grading-output", help="output folder (default: grading-output)")
+    g.add_argument("-j", "--jobs", type=int, default=2, help="submissions graded in parallel (default: 2)")
+    g.add_argument("--timeout", type=float, default=10.0, help="seconds per test (default: 10)")
+    g.add_argument("--memory-mb", type=int, default=2048, help="memory per test, MiB (default: 2048)")
+    g.add_argument("--force", action="store_true", help="regrade everyone, even with up-to-date results")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_grade)
+
+    s = sub.add_parser("stubs", help="generate exercises/ from solutions/")
+    s.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
+    s.set_defaults(func=_stubs)
+
+    r = sub.add_parser("release", help="build the learner bundle (no solutions, no hidden tests)")
+    r.add_argument("-o", "--out", default="dist/learner-release", help="output folder (a .zip is written beside it)")
+    r.set_defaults(func=_release)
+
+    c = sub.add_parser("course", help="execute every chapter notebook against the reference solutions")
+    c.add_argument("-o", "--out", default="build/course", help="where executed notebooks and HTML go")
+    c.add_argument("--full", action="store_true", help="full mode (GPU-sized), not the fast CPU mode")
+    c.add_argument("notebooks", nargs="*", help="only these notebooks (names or paths)")
+    c.set_defaults(func=_course)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Hidden tests, one module per exercise module. Never shipped to learners."""

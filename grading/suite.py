@@ -1,0 +1,111 @@
+"""The hidden test suite: registry, running one submission through it, and scores.
+
+A hidden test is a function returning a ``Property`` (from ``exercises.checks``) built on inputs
+the learner has not seen. The property's program runs in the submission's sandbox; its judge
+runs here, in the grader's process, so expected values never reach learner code. Hidden tests
+live in ``grading/hidden/<module>.py``, one file per exercise module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from exercises.checks import Property, evaluate
+from exercises.checks.program import Program
+from grading.sandbox import SandboxFailure
+
+HIDDEN_DIR = Path(__file__).with_name("hidden")
+
+
+@dataclass(frozen=True)
+class HiddenTest:
+    exercise: str
+    name: str
+    points: float
+    build: Callable[[], Property]
+
+
+@dataclass
+class TestResult:
+    exercise: str
+    name: str
+    title: str
+    points: float
+    max_points: float
+    passed: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_TESTS: list[HiddenTest] = []
+
+
+def hidden_test(exercise: str, points: float = 1.0) -> Callable[[Callable[[], Property]], Callable[[], Property]]:
+    """Register a hidden test of ``exercise`` worth ``points``; the function builds its Property."""
+
+    def wrap(build: Callable[[], Property]) -> Callable[[], Property]:
+        _TESTS.append(HiddenTest(exercise, f"{build.__module__.rpartition('.')[2]}.{build.__name__}", points, build))
+        return build
+
+    return wrap
+
+
+def load_suite() -> list[HiddenTest]:
+    """Every hidden test, in the order the modules define them."""
+    for info in sorted(pkgutil.iter_modules([str(HIDDEN_DIR)]), key=lambda m: m.name):
+        importlib.import_module(f"grading.hidden.{info.name}")
+    return list(_TESTS)
+
+
+def exercise_columns(tests: list[HiddenTest]) -> list[str]:
+    """Exercise names in the order their first test appears: the grade sheet's columns."""
+    return list(dict.fromkeys(t.exercise for t in tests))
+
+
+def fingerprint() -> str:
+    """Changes whenever the grader, its hidden tests or the course's ``exercises`` helpers change:
+    results computed before are then stale and get regraded."""
+    digest = hashlib.sha256()
+    grading_dir = Path(__file__).parent
+    exercises_dir = Path(importlib.import_module("exercises").__file__).parent
+    for base in (grading_dir, exercises_dir):
+        for path in sorted(base.rglob("*.py")):
+            digest.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _targets(program: Program) -> set[str]:
+    return {step["target"] for step in program.steps if step["op"] == "call"}
+
+
+def run_suite(run: Callable[[Program], dict[str, Any]], tests: list[HiddenTest]) -> list[TestResult]:
+    """Run every test with ``run`` (a sandbox's ``run``); never raises for anything the learner did.
+
+    Once a call has hit the time limit, later tests that make the same call fail at once instead
+    of waiting for the limit again.
+    """
+    hung: dict[str, str] = {}
+    results = []
+    for test in tests:
+        prop = test.build()
+        stuck = sorted(_targets(prop.program) & hung.keys())
+        if stuck:
+            passed, message = False, f"not run: {hung[stuck[0]]}"
+        else:
+            try:
+                passed, message = evaluate(prop, run)
+            except SandboxFailure as exc:
+                passed, message = False, str(exc)
+                if exc.timed_out_target:
+                    hung[exc.timed_out_target] = str(exc).split(" (")[0] + " in an earlier test"
+        results.append(TestResult(test.exercise, test.name, prop.title, test.points if passed else 0.0,
+                                  test.points, passed, message))
+    return results
