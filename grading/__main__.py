@@ -1,4 +1,4 @@
-"""Command line: ``python -m grading {grade,stubs,release,course} ...`` (``--help`` on each)."""
+"""Command line: ``python -m grading {grade,stubs,release,course,solved} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,13 @@ def _course(args: argparse.Namespace) -> int:
     return run_course(Path(args.out), fast=not args.full, notebooks=args.notebooks)
 
 
+def _solved(args: argparse.Namespace) -> int:
+    from grading.course_run import build_solved_tree
+
+    print(f"solved copy of the learner tree: {build_solved_tree(Path(args.out))}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grading", description="The course's instructor tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--full", action="store_true", help="full mode (GPU-sized), not the fast CPU mode")
     c.add_argument("notebooks", nargs="*", help="only these notebooks (names or paths)")
     c.set_defaults(func=_course)
+
+    v = sub.add_parser("solved", help="write course/ and exercises/ with the reference solutions filled in")
+    v.add_argument("out", nargs="?", default="build/solved", help="output folder (default: build/solved)")
+    v.set_defaults(func=_solved)
 
     args = parser.parse_args(argv)
     return args.func(args)

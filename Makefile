@@ -1,0 +1,57 @@
+# One-command entry points. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+# The torch to install when the environment has none. Leave it to pip on a laptop or a GPU machine;
+# CI sets the CPU build (TORCH_SPEC=torch==2.13.0) so that no multi-GB CUDA build is ever pulled.
+TORCH_SPEC ?= torch
+STAMP := $(VENV)/.installed
+SUBMISSIONS ?= submissions
+OUT ?= grading-output
+
+.PHONY: help setup lab course test lint stubs release grade clean
+
+help:
+	@echo "make lab        set up .venv if needed, then open the course in JupyterLab"
+	@echo "make course     run every chapter notebook headless against the reference (build/course)"
+	@echo "make test       set up, then run the whole test suite (what CI runs)"
+	@echo "make grade SUBMISSIONS=folder [OUT=folder]   grade a folder of submissions"
+	@echo "make release    build the learner bundle in dist/ (no solutions, no hidden tests)"
+	@echo "make stubs      regenerate exercises/ from solutions/"
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e ".[dev,instructor]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab course/
+
+course: setup
+	$(PY) -m grading course -o build/course
+
+lint: setup
+	$(BIN)/ruff check .
+	$(PY) -m grading stubs --check
+
+test: lint
+	$(PY) -m pytest
+	$(PY) -m grading solved build/solved
+	cd build/solved && PYTHONPATH=$(CURDIR)/build/solved $(CURDIR)/$(PY) -m pytest --nbval-lax -p no:cacheprovider course
+
+stubs: setup
+	$(PY) -m grading stubs
+
+release: setup
+	$(PY) -m grading release -o dist/learner-release
+
+grade: setup
+	$(PY) -m grading grade $(SUBMISSIONS) -o $(OUT)
+
+clean:
+	rm -rf build dist grading-output .pytest_cache

@@ -1,0 +1,139 @@
+"""The learner release: course notebooks, ``exercises/`` (stubs), environment files, a README.
+
+``build_release`` writes the bundle as a folder and a zip, then proves it holds no solution text
+and nothing from the hidden tests (``find_leaks``); a bundle with a leak is deleted, not shipped.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+from grading import PROJECT_ROOT
+from grading.stubs import BEGIN, END, solution_modules
+
+LEARNER_README = Path(__file__).with_name("learner_README.md")
+SHIPPED = ("course", "exercises", "environment.yml", "pyproject.toml")
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+FORBIDDEN_DIRS = ("solutions", "grading", "tests", ".git")
+
+
+class ReleaseLeak(RuntimeError):
+    """The bundle would ship solution or hidden-test material; the message lists what and where."""
+
+
+def _strip_outputs(path: Path) -> None:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def build_release(out: Path, root: Path = PROJECT_ROOT) -> Path:
+    """Write the learner bundle to ``out`` (a folder) and ``out.zip``; return ``out``."""
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
+    for name in SHIPPED:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, out / name, ignore=ignore)
+        else:
+            shutil.copy2(source, out / name)
+    shutil.copy2(LEARNER_README, out / "README.md")
+    for notebook in (out / "course").rglob("*.ipynb"):
+        _strip_outputs(notebook)
+    leaks = find_leaks(out, root)
+    if leaks:
+        shutil.rmtree(out)
+        raise ReleaseLeak("the learner release would leak:\n  " + "\n  ".join(leaks))
+    archive = out.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(out.rglob("*")):
+            if path.is_file():
+                z.write(path, Path(out.name) / path.relative_to(out))
+    return out
+
+
+def _code_of(path: Path) -> str:
+    """Python source of a ``.py`` file, or of a notebook's code cells (magics dropped)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix != ".ipynb":
+        return text
+    cells = json.loads(text).get("cells", [])
+    sources = ["".join(c.get("source", [])) for c in cells if c.get("cell_type") == "code"]
+    return "\n".join(ln for src in sources for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!")))
+
+
+def _statements(code: str) -> set[str]:
+    """``ast.dump`` of every statement in ``code`` (positions left out), at any depth."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {ast.dump(node) for node in ast.walk(tree) if isinstance(node, ast.stmt)}
+
+
+def _solution_regions(root: Path) -> list[tuple[str, list[str]]]:
+    regions = []
+    for name, source in solution_modules(root / "solutions").items():
+        inside: list[str] | None = None
+        for line in source.splitlines():
+            if line.strip().startswith(BEGIN):
+                inside = []
+            elif line.strip().startswith(END):
+                regions.append((name, inside or []))
+                inside = None
+            elif inside is not None:
+                inside.append(line)
+    return regions
+
+
+def _dedent_region(lines: list[str]) -> str:
+    indent = min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()), default=0)
+    return "\n".join(ln[indent:] for ln in lines)
+
+
+def find_leaks(bundle: Path, root: Path = PROJECT_ROOT) -> list[str]:
+    """Every way ``bundle`` exposes solutions or hidden tests; empty when it is clean."""
+    leaks = []
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    for path in files:
+        rel = path.relative_to(bundle)
+        if any(part in FORBIDDEN_DIRS for part in rel.parts[:-1]):
+            leaks.append(f"{rel}: lies in a folder that must not ship")
+    texts = {p.relative_to(bundle): p.read_text(encoding="utf-8", errors="replace") for p in files}
+    for rel, text in texts.items():
+        for marker in MARKERS:
+            if marker in text:
+                leaks.append(f"{rel}: contains the marker '{marker}'")
+    code_files = [p for p in files if p.suffix in (".py", ".ipynb")]
+    shipped_statements = {p.relative_to(bundle): _statements(_code_of(p)) for p in code_files}
+    for module, lines in _solution_regions(root):
+        region = _dedent_region(lines)
+        if not region.strip():
+            continue
+        for node in ast.walk(ast.parse(region, filename=f"solutions/{module}")):
+            if not isinstance(node, ast.stmt) or len(ast.unparse(node)) < 16:
+                continue
+            dump = ast.dump(node)
+            for rel, statements in shipped_statements.items():
+                if dump in statements:
+                    leaks.append(f"{rel}: contains reference code from solutions/{module}: {ast.unparse(node)[:60]!r}")
+    hidden_lines = set()
+    for path in sorted((root / "grading" / "hidden").glob("*.py")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            s = line.strip()
+            if len(s) >= 30 and not s.startswith(("#", "import ", "from ", '"""')):
+                hidden_lines.add(s)
+    for rel, text in texts.items():
+        for line in hidden_lines:
+            if line in text:
+                leaks.append(f"{rel}: contains a line of the hidden tests: {line[:60]!r}")
+    return sorted(set(leaks))

@@ -1,0 +1,96 @@
+"""The learner bundle holds what a learner needs and nothing of the solutions or hidden tests."""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grading import PROJECT_ROOT
+from grading.release import ReleaseLeak, build_release, find_leaks
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return build_release(tmp_path_factory.mktemp("release") / "learner")
+
+
+def test_bundle_has_what_a_learner_needs(bundle: Path) -> None:
+    assert sorted(p.name for p in bundle.iterdir()) == ["README.md", "course", "environment.yml", "exercises",
+                                                        "pyproject.toml"]
+    assert (bundle / "course" / "00_welcome.ipynb").exists()
+    assert (bundle / "exercises" / "layers.py").exists()
+    assert (bundle / "exercises" / "checks" / "layers.py").exists()
+    assert "jupyter lab course/" in (bundle / "README.md").read_text()
+    with zipfile.ZipFile(bundle.with_suffix(".zip")) as z:
+        names = {n.split("/", 1)[1] for n in z.namelist()}
+    assert names == {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+
+
+def test_bundle_leaks_nothing(bundle: Path) -> None:
+    assert find_leaks(bundle) == []
+    files = [p for p in bundle.rglob("*") if p.is_file()]
+    assert not any(part in ("solutions", "grading", "tests") for p in files for part in p.relative_to(bundle).parts)
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text, path
+    # Every exercise function in the bundle is the stub: its body ends in the NotImplementedError.
+    tree = ast.parse((bundle / "exercises" / "layers.py").read_text())
+    for func in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        last = func.body[-1]
+        assert isinstance(last, ast.Raise) and "NotImplementedError" in ast.unparse(last), func.name
+    # Hidden test modules' names and inputs appear nowhere.
+    hidden_names = [n.name for p in (PROJECT_ROOT / "grading" / "hidden").glob("*.py")
+                    for n in ast.parse(p.read_text()).body if isinstance(n, ast.FunctionDef)]
+    assert hidden_names
+    everything = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in files)
+    for name in hidden_names:
+        if not name.startswith("_"):
+            assert name not in everything, name
+
+
+def test_notebooks_ship_without_outputs(bundle: Path) -> None:
+    for nb_path in (bundle / "course").glob("*.ipynb"):
+        for cell in json.loads(nb_path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def test_leak_detector_catches_planted_leaks(bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    (copy / "exercises" / "layers.py").write_text((PROJECT_ROOT / "solutions" / "layers.py").read_text())
+    leaks = find_leaks(copy)
+    assert any("marker" in leak for leak in leaks)
+    assert any("reference code" in leak for leak in leaks)
+
+    copy2 = tmp_path / "bundle2"
+    shutil.copytree(bundle, copy2)
+    solution_body = "out = torch.where(x > 0, x, torch.zeros_like(x))\nreturn out, x\n"
+    notebook = copy2 / "course" / "00_welcome.ipynb"
+    nb = json.loads(notebook.read_text())
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                        "source": "def relu_forward(x):\n    " + solution_body.replace("\n", "\n    ")})
+    notebook.write_text(json.dumps(nb))
+    hidden_line = next(ln.strip() for ln in (PROJECT_ROOT / "grading/hidden/layers.py").read_text().splitlines()
+                       if "seed=" in ln and "return" in ln)
+    (copy2 / "exercises" / "notes.txt").write_text(hidden_line)
+    (copy2 / "grading").mkdir()
+    (copy2 / "grading" / "x.py").write_text("")
+    leaks = find_leaks(copy2)
+    assert any("00_welcome.ipynb: contains reference code" in leak for leak in leaks)
+    assert any("hidden tests" in leak for leak in leaks)
+    assert any("must not ship" in leak for leak in leaks)
+
+
+def test_a_leaking_release_is_refused_and_deleted(tmp_path: Path, monkeypatch) -> None:
+    import grading.release as release
+
+    monkeypatch.setattr(release, "find_leaks", lambda bundle, root=PROJECT_ROOT: ["planted"])
+    with pytest.raises(ReleaseLeak, match="planted"):
+        release.build_release(tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()
