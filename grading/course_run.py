@@ -51,7 +51,8 @@ def chapter_notebooks(course_dir: Path) -> list[Path]:
     return sorted(p for p in course_dir.glob("[0-9][0-9]_*.ipynb"))
 
 
-def run_course(out: Path, fast: bool = True, notebooks: list[str] | None = None, cell_timeout: int = 900) -> int:
+def run_course(out: Path, fast: bool = True, notebooks: list[str] | None = None, cell_timeout: int = 900,
+               root: Path = PROJECT_ROOT) -> int:
     """Execute the notebooks into ``out`` (``.ipynb`` and ``.html``); return 0, or 1 if any cell failed."""
     import nbformat
     from nbclient import NotebookClient
@@ -60,7 +61,7 @@ def run_course(out: Path, fast: bool = True, notebooks: list[str] | None = None,
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    solved = build_solved_tree(out / "solved")
+    solved = build_solved_tree(out / "solved", root)
     selected = chapter_notebooks(solved / "course")
     if notebooks:
         wanted = {Path(n).stem for n in notebooks}

@@ -29,6 +29,7 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 MAX_DEPTH = 32
 MAX_ITEMS = 100_000
+MAX_OUTPUT = 4000  # bytes of a test's printed output kept for the feedback
 
 
 def isolate_network() -> str:
@@ -155,7 +156,7 @@ def _vm_size() -> int:
 
 
 def run_learner(
-    job: dict[str, Any], cfg: dict[str, Any], result_fd: int, progress_fd: int, out_path: str, torch: Any
+    job: dict[str, Any], cfg: dict[str, Any], result_fd: int, progress_fd: int, output_fd: int, torch: Any
 ) -> None:
     """In the forked process: limit, run the program, write the payload, and exit."""
     from exercises.checks.program import Ref, StepFailed, run_program
@@ -163,15 +164,13 @@ def run_learner(
     payload: dict[str, Any]
     try:
         os.setpgid(0, 0)
-        fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        low, high = sorted((result_fd, progress_fd))  # only the two pipes stay open, never the protocol
-        os.closerange(3, low)
-        os.closerange(low + 1, high)
-        os.closerange(high + 1, 1 << 16)
+        os.dup2(output_fd, 1)  # printed output goes to a pipe; past a cap the sandbox discards it
+        os.dup2(output_fd, 2)
+        keep = sorted((result_fd, progress_fd))  # only these pipes stay open, never the protocol
+        for low, high in zip([2, *keep], [*keep, 1 << 16]):
+            os.closerange(low + 1, high)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         _limit(resource.RLIMIT_FSIZE, cfg["max_file_bytes"])
         cpu = int(job.get("timeout", cfg["timeout"])) + 1
@@ -207,48 +206,54 @@ def run_learner(
 
 
 def run_job(job: dict[str, Any], cfg: dict[str, Any], torch: Any) -> dict[str, Any]:
-    """Fork, wait for the payload or the deadline, kill what is left, and report."""
+    """Fork, collect the payload and the printed output until the deadline, kill what is left, report."""
     jobdir = tempfile.mkdtemp(prefix="job-", dir=cfg["workdir"])
-    out_path = os.path.join(jobdir, "output.txt")
     timeout = float(job.get("timeout", cfg["timeout"]))
-    read_end, write_end = os.pipe()
+    result_read, result_write = os.pipe()
     progress_read, progress_write = os.pipe()
+    output_read, output_write = os.pipe()
     os.set_blocking(progress_write, False)
     start = time.monotonic()
     pid = os.fork()
     if pid == 0:
-        os.close(read_end)
-        os.close(progress_read)
+        for fd in (result_read, progress_read, output_read):
+            os.close(fd)
         os.chdir(jobdir)
-        run_learner(job, cfg, write_end, progress_write, out_path, torch)
-    os.close(write_end)
-    os.close(progress_write)
+        run_learner(job, cfg, result_write, progress_write, output_write, torch)
+    for fd in (result_write, progress_write, output_write):
+        os.close(fd)
     try:
         os.setpgid(pid, pid)
     except OSError:
         pass
     chunks, size, status = [], 0, "ok"
+    output, output_open = b"", True
     deadline = start + timeout
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             status = "timeout"
             break
-        ready, _, _ = select.select([read_end], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(read_end, 1 << 16)
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > cfg["max_result_bytes"]:
-            status = "too_large"
-            break
-        chunks.append(chunk)
-    os.close(read_end)
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        ready, _, _ = select.select([result_read] + ([output_read] if output_open else []), [], [], remaining)
+        if output_read in ready:
+            chunk = os.read(output_read, 1 << 16)
+            output_open = bool(chunk)
+            if len(output) < MAX_OUTPUT:
+                output += chunk[: MAX_OUTPUT - len(output)]
+        if result_read in ready:
+            chunk = os.read(result_read, 1 << 16)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cfg["max_result_bytes"]:
+                status = "too_large"
+                break
+            chunks.append(chunk)
+    for fd in (result_read, output_read):
+        os.close(fd)
+    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
-            target()
+            kill()
         except OSError:
             pass
     _, wait_status = os.waitpid(pid, 0)
@@ -258,28 +263,33 @@ def run_job(job: dict[str, Any], cfg: dict[str, Any], torch: Any) -> dict[str, A
     payload = b"".join(chunks).decode("utf-8", errors="replace")
     if status == "ok" and not payload:
         status = "no_result"
-    try:
-        with open(out_path, "rb") as f:
-            output = f.read(4000).decode("utf-8", errors="replace")
-    except OSError:
-        output = ""
-    for name in os.listdir(jobdir):
-        try:
-            os.unlink(os.path.join(jobdir, name))
-        except OSError:
-            pass
-    try:
-        os.rmdir(jobdir)
-    except OSError:
-        pass
+    _remove_tree(jobdir)
     return {
         "status": status,
         "payload": payload if status == "ok" else "",
-        "output": output,
+        "output": output.decode("utf-8", errors="replace"),
         "exit_code": os.waitstatus_to_exitcode(wait_status),
         "seconds": round(seconds, 4),
         "step": step,
     }
+
+
+def _remove_tree(path: str) -> None:
+    for base, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            try:
+                os.unlink(os.path.join(base, name))
+            except OSError:
+                pass
+        for name in dirs:
+            try:
+                os.rmdir(os.path.join(base, name))
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
 
 
 def _last_step(fd: int) -> int | None:
