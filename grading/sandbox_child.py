@@ -169,7 +169,7 @@ def run_learner(
         os.dup2(output_fd, 1)  # printed output goes to a pipe; past a cap the sandbox discards it
         os.dup2(output_fd, 2)
         keep = sorted((result_fd, progress_fd))  # only these pipes stay open, never the protocol
-        for low, high in zip([2, *keep], [*keep, 1 << 16]):
+        for low, high in zip([2, *keep], [*keep, 1 << 16], strict=True):
             os.closerange(low + 1, high)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         _limit(resource.RLIMIT_FSIZE, cfg["max_file_bytes"])
