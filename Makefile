@@ -7,6 +7,7 @@ PY := $(BIN)/python
 # CI sets the CPU build (TORCH_SPEC=torch==2.13.0) so that no multi-GB CUDA build is ever pulled.
 TORCH_SPEC ?= torch
 STAMP := $(VENV)/.installed
+LAB_ARGS ?=
 SUBMISSIONS ?= submissions
 OUT ?= grading-output
 
@@ -30,7 +31,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 lab: setup
-	$(BIN)/jupyter lab course/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) course/
 
 course: setup
 	$(PY) -m grading course -o build/course
