@@ -218,6 +218,7 @@ class Sandbox:
         job = {
             "steps": encode_program(program.steps),
             "fetches": {name: ref.id for name, ref in program.fetches.items()},
+            "forbidden": list(program.forbidden),
             "timeout": timeout,
         }
         self._proc.stdin.write((json.dumps(job) + "\n").encode())

@@ -187,7 +187,8 @@ def run_learner(
                 except OSError:
                     pass
 
-            values = run_program(steps, fetches, catch=(BaseException,), on_step=on_step)
+            values = run_program(steps, fetches, catch=(BaseException,), on_step=on_step,
+                                 forbidden=[str(n) for n in job.get("forbidden", [])])
             payload = {"ok": True, "values": encode(values, torch)}
         except StepFailed as exc:
             payload = {"ok": False, "target": exc.target, "error_type": exc.error_type,

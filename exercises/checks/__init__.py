@@ -8,6 +8,7 @@ check that passes here is a good sign, not a guarantee.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,8 @@ def explain_failure(exc: StepFailed) -> str:
         return f"{name} is not implemented yet (it still raises NotImplementedError)."
     if exc.error_type in ("SystemExit", "KeyboardInterrupt"):
         return f"{name} raised {exc.error_type}: an exercise must return its result, never exit."
+    if exc.error_type == "ForbiddenCall":
+        return exc.message
     return f"{name} raised {exc.error_type}: {exc.message}"
 
 
@@ -131,7 +134,12 @@ def register(name: str, module: str) -> Callable[[Callable[[], list[Property]]],
 
 
 def _load_registry() -> None:
-    from exercises.checks import layers  # noqa: F401  (registers its checks)
+    """Import every module of this package: each registers its checks."""
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        if info.name != "program":
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
 def available_checks() -> list[str]:
@@ -166,7 +174,7 @@ def check(name: str, *, verbose: bool = True) -> bool:
         raise CheckFailed(f"✗ {name}: {problem}")
 
     def run(program: Program) -> dict[str, Any]:
-        return run_program(program.steps, program.fetches)
+        return run_program(program.steps, program.fetches, forbidden=program.forbidden)
 
     failures = []
     props = factory()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import operator
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ class Program:
 
     steps: list[dict[str, Any]] = field(default_factory=list)
     fetches: dict[str, Ref] = field(default_factory=dict)
+    forbidden: list[str] = field(default_factory=list)
 
     def _add(self, step: dict[str, Any]) -> Ref:
         self.steps.append(step)
@@ -41,6 +44,17 @@ class Program:
         """Call ``target``: ``"layers.relu_forward"`` names ``exercises.layers.relu_forward``;
         ``"operator.add"`` names a function of Python's ``operator`` module."""
         return self._add({"op": "call", "target": target, "args": list(args), "kwargs": kwargs})
+
+    def raises(self, target: str, *args: Any, **kwargs: Any) -> Ref:
+        """Call ``target`` expecting it to raise: the value is ``{"raised": type name or None,
+        "message": str}``, so a judge can insist on a ``ValueError`` for bad input."""
+        return self._add({"op": "raises", "target": target, "args": list(args), "kwargs": kwargs})
+
+    def forbid(self, *names: str) -> Program:
+        """Make calling any of ``names`` (``"torch.nn.functional.softmax"``, ``"torch.Tensor.backward"``)
+        fail the program: for exercises that must compute by hand what torch would."""
+        self.forbidden.extend(n for n in names if n not in self.forbidden)
+        return self
 
     def method(self, obj: Ref, name: str, *args: Any, **kwargs: Any) -> Ref:
         """Call ``obj.name(*args, **kwargs)``."""
@@ -58,6 +72,10 @@ class Program:
         """Name the values to bring back when the program has run."""
         self.fetches.update(refs)
         return self
+
+
+class ForbiddenCall(Exception):
+    """Raised inside a program when the code under test calls an operation it must not use."""
 
 
 class StepFailed(Exception):
@@ -133,12 +151,64 @@ def run_program(
     package: str = "exercises",
     catch: tuple[type[BaseException], ...] = (Exception,),
     on_step: Any = None,
+    forbidden: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Execute ``steps`` and return ``{name: value}`` for ``fetches``.
 
-    Raises ``StepFailed`` when a step raises one of ``catch``. ``on_step(i)``, when given, is
-    called before step ``i`` runs (the grader uses it to tell which call hung).
+    Raises ``StepFailed`` when a step raises one of ``catch``, or when it called one of the
+    ``forbidden`` operations (even if it caught the error that call raised). ``on_step(i)``, when
+    given, is called before step ``i`` runs (the grader uses it to tell which call hung).
     """
+    with _forbidding(forbidden) as used:
+        values = _run_steps(steps, fetches, package, catch, on_step, used)
+    return values
+
+
+@contextmanager
+def _forbidding(names: list[str] | tuple[str, ...]) -> Iterator[list[str]]:
+    """Replace each named callable by one that records the call and raises ``ForbiddenCall``."""
+    used: list[str] = []
+    patched = []
+    for name in names:
+        owner_name, _, attr = name.rpartition(".")
+        owner = _lookup(owner_name)
+        original = getattr(owner, attr)
+
+        def blocked(*args: Any, _name: str = name, **kwargs: Any) -> Any:
+            used.append(_name)
+            raise ForbiddenCall(f"{_name} must not be used here: this exercise computes it by hand")
+
+        setattr(owner, attr, blocked)
+        patched.append((owner, attr, original))
+    try:
+        yield used
+    finally:
+        for owner, attr, original in reversed(patched):
+            setattr(owner, attr, original)
+
+
+def _lookup(dotted: str) -> Any:
+    """A module or a class attribute path such as ``torch.nn.functional`` or ``torch.Tensor``."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for part in parts[i:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ValueError(f"cannot find {dotted!r}")
+
+
+def _run_steps(
+    steps: list[dict[str, Any]],
+    fetches: dict[str, Any],
+    package: str,
+    catch: tuple[type[BaseException], ...],
+    on_step: Any,
+    used: list[str],
+) -> dict[str, Any]:
 
     def deref(value: Any) -> Any:
         if isinstance(value, Ref):
@@ -161,6 +231,13 @@ def run_program(
                 result = deref(step["value"])
             elif op == "call":
                 result = resolve(step["target"], package)(*deref(step["args"]), **deref(step["kwargs"]))
+            elif op == "raises":
+                function = resolve(step["target"], package)
+                try:
+                    function(*deref(step["args"]), **deref(step["kwargs"]))
+                    result = {"raised": None, "message": ""}
+                except Exception as exc:
+                    result = {"raised": type(exc).__name__, "message": str(exc)[:500]}
             elif op == "method":
                 obj = deref(step["obj"])
                 result = getattr(obj, step["name"])(*deref(step["args"]), **deref(step["kwargs"]))
@@ -171,6 +248,14 @@ def run_program(
             else:
                 raise ValueError(f"unknown step {op!r}")
         except catch as exc:
+            if used:
+                break
             raise StepFailed(_describe(step), type(exc).__name__, str(exc)[:2000], _learner_trace(exc)) from exc
+        if used:
+            break
         values.append(result)
+    if used:
+        raise StepFailed(_describe(step), "ForbiddenCall",
+                         f"{_describe(step).rpartition('.')[2]} called {used[0]}, which this exercise must not use: "
+                         "compute it by hand from basic tensor operations.")
     return {name: deref(ref) for name, ref in fetches.items()}
