@@ -99,3 +99,15 @@ def test_raises_reports_the_exception_type_and_message(where: str, request) -> N
     got = run(p.fetch(bad=bad, good=good))
     assert got["bad"] == {"raised": "ValueError", "message": "x must be 2-D, got 1-D"}
     assert got["good"] == {"raised": None, "message": ""}
+
+
+@pytest.mark.parametrize("where", ["in_process", "sandboxed"])
+def test_programs_can_build_torch_objects_such_as_seeded_generators(where: str, request) -> None:
+    run = request.getfixturevalue(where)
+    p = Program()
+    generator = p.method(p.call("torch.Generator"), "manual_seed", 7)
+    draw = p.call("torch.rand", 3, generator=generator)
+    total = p.call("operator.add", 2, 3)
+    got = run(p.fetch(draw=draw, total=total))
+    assert torch.equal(got["draw"], torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    assert got["total"] == 5
