@@ -12,6 +12,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+from exercises.update import write_manifest
 from grading import PROJECT_ROOT
 from grading.stubs import BEGIN, END, solution_modules
 
@@ -49,6 +50,7 @@ def build_release(out: Path, root: Path = PROJECT_ROOT) -> Path:
     shutil.copy2(LEARNER_README, out / "README.md")
     for notebook in (out / "course").rglob("*.ipynb"):
         _strip_outputs(notebook)
+    write_manifest(out)  # lets `python -m exercises update` recognise the learner's own edits later
     leaks = find_leaks(out, root)
     if leaks:
         shutil.rmtree(out)

@@ -41,3 +41,9 @@ def write_submission(root: Path, learner: str, layers_source: str, as_zip: bool 
 @pytest.fixture
 def reference_layers() -> str:
     return REFERENCE_LAYERS
+
+
+@pytest.fixture(autouse=True)
+def _private_progress_file(tmp_path_factory, monkeypatch):
+    """Checks record attempts; tests keep theirs out of the working tree."""
+    monkeypatch.setenv("COURSE_PROGRESS_FILE", str(tmp_path_factory.mktemp("progress") / "progress.json"))

@@ -148,6 +148,20 @@ def available_checks() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def check_catalogue() -> list[tuple[str, str, list[str]]]:
+    """``(check name, exercise module, exercises it covers)`` for every visible check, in the
+    order the course registers them."""
+    _load_registry()
+    catalogue = []
+    for name, (module, factory) in _REGISTRY.items():
+        try:
+            exercises = list(dict.fromkeys(p.exercise for p in factory()))
+        except Exception:  # a check whose inputs cannot be built still belongs in the list
+            exercises = [name]
+        catalogue.append((name, module, exercises))
+    return catalogue
+
+
 def _fresh_module(module: str) -> str | None:
     """Re-import ``exercises.<module>`` so the check sees the file as it is now; or say why not."""
     sys.modules.pop(f"exercises.{module}", None)
@@ -158,34 +172,42 @@ def _fresh_module(module: str) -> str | None:
     return None
 
 
-def check(name: str, *, verbose: bool = True) -> bool:
+def check(name: str, *, verbose: bool = True, record: bool = True) -> bool:
     """Run the visible check ``name`` (for example ``"relu"``) against your current code.
 
     Reloads your exercise module first, so edits are picked up without restarting the kernel.
     Prints one line per property; raises ``CheckFailed`` listing the failures, returns ``True``
-    when all pass.
+    when all pass. Each run is recorded in your progress history (``exercises.progress``).
     """
+    from exercises.progress import record_attempt
+
     _load_registry()
     if name not in _REGISTRY:
         raise ValueError(f"no check named {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     module, factory = _REGISTRY[name]
     problem = _fresh_module(module)
     if problem:
+        if record:
+            record_attempt(name, module, {name: False}, [problem])
         raise CheckFailed(f"✗ {name}: {problem}")
 
     def run(program: Program) -> dict[str, Any]:
         return run_program(program.steps, program.fetches, forbidden=program.forbidden)
 
     failures = []
+    results: dict[str, bool] = {}
     props = factory()
     for prop in props:
         passed, diagnosis = evaluate(prop, run)
+        results[prop.exercise] = results.get(prop.exercise, True) and passed
         if verbose:
             print(f"  {'✓' if passed else '✗'} {prop.exercise}: {prop.title}")
             if not passed:
                 print(f"      {diagnosis}")
         if not passed:
             failures.append(f"✗ {prop.exercise}: {prop.title}\n    {diagnosis}")
+    if record:
+        record_attempt(name, module, results, [f.splitlines()[1].strip() for f in failures])
     if failures:
         summary = f"{len(failures)} of {len(props)} properties of '{name}' failed"
         if verbose:

@@ -1,0 +1,67 @@
+"""The progress view: attempts recorded by every check, summed up per chapter, with a next step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import exercises
+from exercises.checks import CheckFailed, check
+from exercises.progress import load_history, progress_file, progress_report, record_attempt, summarize
+from tests.conftest import BACKWARD_LINE, REFERENCE_LAYERS, variant
+
+
+@pytest.fixture
+def learner_file(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(exercises, "__path__", [str(tmp_path), *exercises.__path__])
+    monkeypatch.delitem(sys.modules, "exercises.layers", raising=False)
+    yield tmp_path / "layers.py"
+    sys.modules.pop("exercises.layers", None)
+
+
+def test_each_check_run_is_recorded_with_per_exercise_results(learner_file: Path, capsys) -> None:
+    learner_file.write_text(variant(BACKWARD_LINE, "    return torch.where(x >= 0, dout, torch.zeros_like(dout))\n"))
+    with pytest.raises(CheckFailed):
+        check("relu")
+    learner_file.write_text(REFERENCE_LAYERS)
+    check("relu")
+    check("relu")
+    history = load_history()
+    assert [a["passed"] for a in history] == [False, True, True]
+    assert history[0]["exercises"] == {"relu_forward": True, "relu_backward": False}
+    assert "x == 0" in history[0]["failed"][0]
+    row = next(r for r in summarize() if r.check == "relu")
+    assert (row.attempts, row.attempts_to_pass, row.passing_now) == (3, 2, True)
+    report = progress_report()
+    assert "✓ passing" in report and "3 attempts, first passed on attempt 2" in report
+
+
+def test_next_step_follows_the_learner(tmp_path: Path) -> None:
+    assert "Next: chapter" in progress_report([])
+    failing = [{"check": "relu", "passed": False, "exercises": {"relu_backward": False}, "failed": ["at zero"]}]
+    assert 'Keep going with check("relu")' in progress_report(failing) and "at zero" in progress_report(failing)
+
+
+def test_unreadable_history_is_set_aside_not_fatal() -> None:
+    path = progress_file()
+    path.write_text("{not json")
+    with pytest.warns(UserWarning, match="could not be read"):
+        assert load_history() == []
+    assert list(path.parent.glob("progress.json.unreadable-*"))
+    record_attempt("relu", "layers", {"relu_forward": True}, [])
+    assert json.loads(path.read_text())["attempts"][0]["check"] == "relu"
+
+
+def test_progress_lives_beside_the_course_copy(monkeypatch) -> None:
+    monkeypatch.delenv("COURSE_PROGRESS_FILE")
+    assert progress_file() == Path(exercises.__file__).resolve().parent.parent / ".course-progress.json"
+
+
+def test_command_line_progress_view() -> None:
+    proc = subprocess.run([sys.executable, "-m", "exercises", "progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Course progress:" in proc.stdout and 'check("relu")' in proc.stdout
