@@ -19,7 +19,7 @@ help:
 	@echo "make test       set up, then run the whole test suite (what CI runs)"
 	@echo "make grade SUBMISSIONS=folder [OUT=folder]   grade a folder of submissions"
 	@echo "make release    build the learner bundle in dist/ (no solutions, no hidden tests)"
-	@echo "make stubs      regenerate exercises/ from solutions/"
+	@echo "make stubs      regenerate exercises/ from solutions/, and the notebooks' Colab cells"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ course: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(PY) -m grading stubs --check
+	$(PY) -m grading notebooks --check
 
 test: lint
 	$(PY) -m pytest
@@ -47,6 +48,7 @@ test: lint
 
 stubs: setup
 	$(PY) -m grading stubs
+	$(PY) -m grading notebooks
 
 release: setup
 	$(PY) -m grading release -o dist/learner-release

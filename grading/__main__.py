@@ -1,4 +1,4 @@
-"""Command line: ``python -m grading {grade,stubs,release,course,solved} ...`` (``--help`` on each)."""
+"""Command line: ``python -m grading {grade,stubs,notebooks,release,course,solved} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,22 @@ def _stubs(args: argparse.Namespace) -> int:
         return 0
     written = stubs.write()
     print(f"wrote {', '.join('exercises/' + n for n in written)}" if written else "exercises/ already in sync")
+    return 0
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from grading import notebooks
+
+    if args.check:
+        stale = notebooks.drift()
+        if stale:
+            print(f"error: out of date (Colab badge or set-up cell): {', '.join(stale)}; run `make stubs`",
+                  file=sys.stderr)
+            return 1
+        print("every notebook's Colab badge and set-up cell are up to date")
+        return 0
+    written = notebooks.sync()
+    print(f"updated {', '.join(written)}" if written else "notebooks already up to date")
     return 0
 
 
@@ -84,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("stubs", help="generate exercises/ from solutions/")
     s.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
     s.set_defaults(func=_stubs)
+
+    n = sub.add_parser("notebooks", help="regenerate each notebook's Colab badge and set-up cell")
+    n.add_argument("--check", action="store_true", help="only report notebooks out of date; exit 1 if any")
+    n.set_defaults(func=_notebooks)
 
     r = sub.add_parser("release", help="build the learner bundle (no solutions, no hidden tests)")
     r.add_argument("-o", "--out", default="dist/learner-release", help="output folder (a .zip is written beside it)")
