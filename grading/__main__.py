@@ -1,4 +1,5 @@
-"""Command line: ``python -m grading {grade,stubs,notebooks,release,course,solved} ...`` (``--help`` on each)."""
+"""Command line: ``python -m grading {grade,gradescope-bundle,gradescope-run,nbgrader,stubs,notebooks,release,course,
+ solved} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,38 @@ def _grade(args: argparse.Namespace) -> int:
     try:
         report = grade_batch(Path(args.submissions), Path(args.out), jobs=args.jobs,
                              limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
-                             force=args.force, progress=not args.quiet)
+                             force=args.force, progress=not args.quiet, assignment=args.assignment,
+                             exclude=tuple(args.exclude))
     except SubmissionsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"graded {len(report.graded)} submission(s), reused {len(report.reused)} earlier result(s)")
-    print(f"grades:   {report.csv_path}")
-    print(f"feedback: {report.out_dir / 'feedback'}")
+    if report.isolation:
+        print(f"isolation: {report.isolation}")
+    print(f"grades:     {report.csv_path}")
+    print(f"feedback:   {report.out_dir / 'feedback'} (Markdown and HTML)")
+    print(f"gradescope: {report.out_dir / 'gradescope'}/<learner>/results.json")
     return 0
+
+
+def _gradescope_bundle(args: argparse.Namespace) -> int:
+    from grading.gradescope import build_bundle
+
+    print(f"Gradescope autograder: {build_bundle(Path(args.out))} (upload it as the assignment's autograder)")
+    return 0
+
+
+def _gradescope_run(args: argparse.Namespace) -> int:
+    from grading.gradescope import run
+
+    run(Path(args.submission), Path(args.results), timeout=args.timeout)
+    return 0
+
+
+def _nbgrader(args: argparse.Namespace) -> int:
+    from grading import nbgrader_course
+
+    return nbgrader_course.main(args)
 
 
 def _stubs(args: argparse.Namespace) -> int:
@@ -88,14 +113,33 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("grade", help="grade a folder of submissions into a CSV and feedback")
-    g.add_argument("submissions", help="folder holding one folder or .zip per learner")
+    g.add_argument("submissions", help="folder holding one folder or .zip per learner, or an nbgrader course folder")
     g.add_argument("-o", "--out", default="grading-output", help="output folder (default: grading-output)")
     g.add_argument("-j", "--jobs", type=int, default=2, help="submissions graded in parallel (default: 2)")
     g.add_argument("--timeout", type=float, default=10.0, help="seconds per test (default: 10)")
     g.add_argument("--memory-mb", type=int, default=2048, help="memory per test, MiB (default: 2048)")
     g.add_argument("--force", action="store_true", help="regrade everyone, even with up-to-date results")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.add_argument("-a", "--assignment", help="grade only this chapter's exercises (a notebook name, e.g. 00_welcome)")
+    g.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                   help="leave out hidden tests whose name contains NAME (repeatable), e.g. cnn_budget")
     g.set_defaults(func=_grade)
+
+    b = sub.add_parser("gradescope-bundle", help="build the Gradescope autograder zip (setup.sh, run_autograder)")
+    b.add_argument("-o", "--out", default="dist/gradescope-autograder.zip", help="the zip to write")
+    b.set_defaults(func=_gradescope_bundle)
+
+    gr = sub.add_parser("gradescope-run", help="grade one submission the Gradescope way (run_autograder calls it)")
+    gr.add_argument("submission", help="the submission folder (/autograder/submission)")
+    gr.add_argument("results", help="where to write results.json (/autograder/results/results.json)")
+    gr.add_argument("--timeout", type=float, default=10.0, help="seconds per test (default: 10)")
+    gr.set_defaults(func=_gradescope_run)
+
+    nb = sub.add_parser("nbgrader", help="the course as nbgrader assignments: build, autograde, feedback, export")
+    from grading.nbgrader_course import add_arguments
+
+    add_arguments(nb)
+    nb.set_defaults(func=_nbgrader)
 
     s = sub.add_parser("stubs", help="generate exercises/ from solutions/")
     s.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")

@@ -2,12 +2,15 @@
 
 Output folder layout::
 
-    grades.csv              one row per learner: a column per exercise, total, max
-    results/<learner>.json  every test's outcome (written atomically; reused by a re-run)
-    feedback/<learner>.md   what passed, what failed, and the likely mistake
+    grades.csv                        one row per learner: a column per exercise, total, max
+    results/<learner>.json            every test's outcome (written atomically; reused by a re-run)
+    feedback/<learner>.md, .html      what passed, what failed, and the likely mistake
+    gradescope/<learner>/results.json the same, in Gradescope's autograder format
 
-A re-run grades only learners whose result is missing or stale (their files or the hidden
-tests changed), so an interrupted batch resumes where it stopped.
+``results/<learner>.json`` is the record of truth; everything else is derived from the records on
+every run. A re-run grades only learners whose record is missing or stale (their files or the
+grader changed), so a batch killed at any point resumes where it stopped and ends with the same
+files as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -23,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grading import PROJECT_ROOT
-from grading.sandbox import Limits, Sandbox
+from grading import PROJECT_ROOT, feedback
+from grading.sandbox import Limits, Sandbox, default_masks
 from grading.submissions import Submission, discover, stage
-from grading.suite import HiddenTest, TestResult, exercise_columns, fingerprint, load_suite
+from grading.suite import HiddenTest, TestResult, exercise_columns, fingerprint, load_suite, run_suite
 
 
 @dataclass
@@ -35,6 +39,7 @@ class BatchReport:
     reused: list[str]
     out_dir: Path
     csv_path: Path
+    isolation: str = ""
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -52,28 +57,58 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _hidden_paths(submissions_root: Path, out_dir: Path) -> tuple[Path, ...]:
-    """What learner code must not import or find on its path."""
-    paths = {PROJECT_ROOT / "grading", PROJECT_ROOT / "solutions", PROJECT_ROOT / "tests",
-             Path(__file__).resolve().parent, submissions_root.resolve(), out_dir.resolve()}
+def _write_if_changed(path: Path, text: str) -> None:
     try:
-        import solutions
-
-        paths.add(Path(solutions.__file__).resolve().parent)
-    except ImportError:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
         pass
-    return tuple(sorted(paths))
+    atomic_write(path, text)
 
 
-def grade_submission(sub: Submission, tests: list[HiddenTest], limits: Limits,
-                     hide: tuple[Path, ...]) -> list[TestResult]:
-    """Run the hidden suite on one submission in its own sandbox."""
-    from grading.suite import run_suite
+def batch_masks(submissions_root: Path, out_dir: Path, stage_root: Path) -> tuple[Path, ...]:
+    """Folders learner code must not see, beyond the defaults: every learner's submission, every
+    result, and every staged package."""
+    return tuple(sorted({Path(submissions_root).resolve(), Path(out_dir).resolve(), Path(stage_root).resolve()}))
 
-    with tempfile.TemporaryDirectory(prefix=f"stage-{sub.learner}-") as tmp:
-        root = stage(sub, Path(tmp))
-        with Sandbox(root, limits, hide=hide) as sandbox:
-            return run_suite(sandbox.run, tests)
+
+def _not_run(tests: list[HiddenTest], why: str) -> list[TestResult]:
+    return [TestResult(t.exercise, t.name, t.name.rpartition(".")[2].replace("_", " "), 0.0, t.points, False, why)
+            for t in tests]
+
+
+def grade_submission(sub: Submission, tests: list[HiddenTest], limits: Limits, masks: tuple[Path, ...] = (),
+                     stage_root: Path | None = None, isolation: list[str] | None = None) -> list[TestResult]:
+    """Run the hidden suite on one submission, each chapter's files in a sandbox of their own.
+
+    In nbgrader's layout an exercise is graded from the folder of the chapter that teaches it (the
+    latest chapter's folder when its chapter is unknown); with no folder for that chapter, its
+    tests score 0 and say so.
+    """
+    groups: dict[str, list[HiddenTest]] = {}
+    for t in tests:
+        if not sub.chapters:
+            key = ""
+        elif t.chapter in sub.chapters:
+            key = t.chapter
+        elif t.chapter is None:
+            key = max(sub.chapters)
+        else:
+            key = f"missing:{t.chapter}"
+        groups.setdefault(key, []).append(t)
+    outcome: dict[str, TestResult] = {}
+    with tempfile.TemporaryDirectory(prefix=f"stage-{sub.learner}-", dir=stage_root) as tmp:
+        for index, (key, group) in enumerate(groups.items()):
+            if key.startswith("missing:"):
+                why = f"nothing was submitted for {key.removeprefix('missing:')}, the chapter that teaches this."
+                outcome.update((r.name, r) for r in _not_run(group, why))
+                continue
+            root = stage(sub, Path(tmp) / str(index), sub.chapters[key] if key else sub.files)
+            with Sandbox(root, limits, masks=(*default_masks(), *masks)) as sandbox:
+                if isolation is not None and not isolation:
+                    isolation.append(sandbox.isolation)
+                outcome.update((r.name, r) for r in run_suite(sandbox.run, group))
+    return [outcome[t.name] for t in tests]
 
 
 def summarize(results: list[TestResult], columns: list[str]) -> dict[str, dict[str, float]]:
@@ -84,27 +119,19 @@ def summarize(results: list[TestResult], columns: list[str]) -> dict[str, dict[s
     return scores
 
 
+def make_record(sub: Submission, results: list[TestResult], columns: list[str], key: str) -> dict[str, Any]:
+    scores = summarize(results, columns)
+    return {
+        "learner": sub.learner, "source": sub.path.name, "key": key,
+        "exercises": scores, "total": sum(s["score"] for s in scores.values()),
+        "max": sum(s["max"] for s in scores.values()), "notes": list(sub.notes),
+        "tests": [r.to_dict() for r in results],
+    }
+
+
 def feedback_markdown(record: dict[str, Any]) -> str:
-    """The learner's feedback: each exercise, each property, and the diagnosis of each failure."""
-    lines = [f"# Feedback for {record['learner']}", "",
-             f"**Score: {_num(record['total'])} / {_num(record['max'])}**", ""]
-    for note in record["notes"]:
-        lines.append(f"> Note: {note}")
-    if record["notes"]:
-        lines.append("")
-    by_exercise: dict[str, list[dict[str, Any]]] = {}
-    for test in record["tests"]:
-        by_exercise.setdefault(test["exercise"], []).append(test)
-    for exercise, tests in by_exercise.items():
-        score = record["exercises"][exercise]
-        lines.append(f"## {exercise}: {_num(score['score'])} / {_num(score['max'])}")
-        for t in tests:
-            mark = "✓" if t["passed"] else "✗"
-            lines.append(f"- {mark} {t['title']} ({_num(t['max_points'])} pt)")
-            if not t["passed"]:
-                lines.extend(f"  {line}" for line in t["message"].splitlines())
-        lines.append("")
-    return "\n".join(lines)
+    """The learner's feedback as Markdown (see ``grading.feedback``)."""
+    return feedback.markdown(record)
 
 
 def _num(x: float) -> str:
@@ -119,20 +146,38 @@ def write_csv(out_dir: Path, records: list[dict[str, Any]], columns: list[str]) 
         writer.writerow([r["learner"], *(_num(r["exercises"].get(c, {}).get("score", 0.0)) for c in columns),
                          _num(r["total"]), _num(r["max"])])
     path = out_dir / "grades.csv"
-    atomic_write(path, buffer.getvalue())
+    _write_if_changed(path, buffer.getvalue())
     return path
 
 
+def write_outputs(out_dir: Path, record: dict[str, Any]) -> None:
+    """Every file derived from one learner's record."""
+    from grading.gradescope import results_json
+
+    learner = record["learner"]
+    _write_if_changed(out_dir / "feedback" / f"{learner}.md", feedback.markdown(record))
+    _write_if_changed(out_dir / "feedback" / f"{learner}.html", feedback.html(record))
+    _write_if_changed(out_dir / "gradescope" / learner / "results.json", json.dumps(results_json(record), indent=1))
+
+
 def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Limits | None = None,
-                force: bool = False, progress: bool = True) -> BatchReport:
-    """Grade every submission in ``submissions_root`` into ``out_dir``; see the module docstring."""
+                force: bool = False, progress: bool = True, assignment: str | None = None,
+                exclude: tuple[str, ...] = ()) -> BatchReport:
+    """Grade every submission in ``submissions_root`` into ``out_dir``; see the module docstring.
+
+    ``assignment`` (a chapter notebook's name) grades only that chapter's exercises; tests whose name
+    contains one of ``exclude`` are left out (a quick run without, say, the test that trains a CNN).
+    """
     limits = limits or Limits()
-    submissions = discover(submissions_root)
-    tests = load_suite()
+    out_dir = Path(out_dir)
+    submissions = discover(Path(submissions_root), assignment)
+    tests = [t for t in load_suite(assignment) if not any(part in t.name for part in exclude)]
+    submitted = {c for sub in submissions for c in sub.chapters}
+    if submitted:  # nbgrader layout: grade the chapters that were handed out
+        tests = [t for t in tests if t.chapter is None or t.chapter in submitted]
     columns = exercise_columns(tests)
-    suite_id = fingerprint()
-    hide = _hidden_paths(Path(submissions_root), Path(out_dir))
-    results_dir = Path(out_dir) / "results"
+    suite_id = f"{fingerprint()}:{assignment or ''}:{','.join(sorted(exclude))}"
+    results_dir = out_dir / "results"
     records: dict[str, dict[str, Any]] = {}
     todo: list[Submission] = []
     reused: list[str] = []
@@ -147,39 +192,44 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
                     reused.append(sub.learner)
                     continue
             except (OSError, ValueError):
-                pass  # unreadable: grade again
+                pass  # unreadable (it cannot be half-written): grade again
         todo.append(sub)
 
-    def finish(sub: Submission, results: list[TestResult]) -> None:
-        scores = summarize(results, columns)
-        record = {
-            "learner": sub.learner, "source": sub.path.name, "key": f"{suite_id}:{sub.digest()}",
-            "exercises": scores, "total": sum(s["score"] for s in scores.values()),
-            "max": sum(s["max"] for s in scores.values()), "notes": sub.notes,
-            "tests": [r.to_dict() for r in results],
-        }
-        atomic_write(Path(out_dir) / "feedback" / f"{sub.learner}.md", feedback_markdown(record))
-        atomic_write(results_dir / f"{sub.learner}.json", json.dumps(record, indent=1))
-        records[sub.learner] = record
+    stage_root = Path(tempfile.mkdtemp(prefix="grade-stage-"))
+    masks = batch_masks(Path(submissions_root), out_dir, stage_root)
+    isolation: list[str] = []
+
+    def run_one(sub: Submission) -> list[TestResult]:
+        return grade_submission(sub, tests, limits, masks, stage_root, isolation)
 
     bar = None
     if progress and todo:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="grading", unit="learner", file=sys.stderr)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(grade_submission, sub, tests, limits, hide): sub for sub in todo}
-        for future in as_completed(futures):
-            sub = futures[future]
-            try:
-                results = future.result()
-            except Exception as exc:  # the sandbox itself failed: grade 0 with the reason, keep going
-                sub.notes.append(f"the grader could not run this submission: {exc}")
-                results = [TestResult(t.exercise, t.name, t.name, 0.0, t.points, False, "not run") for t in tests]
-            finish(sub, results)
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
-    csv_path = write_csv(Path(out_dir), list(records.values()), columns)
-    return BatchReport([s.learner for s in todo], reused, Path(out_dir), csv_path)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(run_one, sub): sub for sub in todo}
+            for future in as_completed(futures):
+                sub = futures[future]
+                try:
+                    results = future.result()
+                except Exception as exc:  # the sandbox itself failed: grade 0 with the reason, keep going
+                    sub.notes.append(f"the grader could not run this submission: {exc}")
+                    results = _not_run(tests, "not run: the grader could not start a sandbox for this submission.")
+                record = make_record(sub, results, columns, f"{suite_id}:{sub.digest()}")
+                atomic_write(results_dir / f"{sub.learner}.json", json.dumps(record, indent=1))
+                records[sub.learner] = record
+                if bar:
+                    bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+        shutil.rmtree(stage_root, ignore_errors=True)
+    for record in records.values():
+        write_outputs(out_dir, record)
+    csv_path = write_csv(out_dir, list(records.values()), columns)
+    return BatchReport([s.learner for s in todo], reused, out_dir, csv_path, isolation[0] if isolation else "")
+
+
+__all__ = ["BatchReport", "PROJECT_ROOT", "atomic_write", "grade_batch", "grade_submission", "write_csv"]

@@ -9,13 +9,18 @@ of it with limits on time, CPU, memory, file size and output. Whatever the learn
 
 from __future__ import annotations
 
+import atexit
 import base64
+import importlib
 import json
 import os
 import select
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +30,7 @@ import numpy as np
 import torch
 
 from exercises.checks.program import Program, Ref, StepFailed
+from grading import PROJECT_ROOT
 
 CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 _DTYPES = {name: getattr(torch, name) for name in (
@@ -55,6 +61,8 @@ class Limits:
     memory_mb: int = 2048  # address space a program may add on top of the imported torch
     max_result_mb: int = 64
     max_file_mb: int = 16
+    max_processes: int = 64  # processes and threads a test may have at once (where the kernel enforces it)
+    scratch_mb: int = 64  # size of the writable tmpfs a submission's tests share
     startup_timeout: float = 120.0
 
 
@@ -129,18 +137,174 @@ def _scrubbed_env(workdir: str) -> dict[str, str]:
     return env
 
 
-class Sandbox:
-    """A child interpreter for one submission: ``package_root`` holds its ``exercises`` package."""
+def _package_dir(name: str) -> Path | None:
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    return Path(module.__file__).resolve().parent if getattr(module, "__file__", None) else None
 
-    def __init__(self, package_root: Path, limits: Limits | None = None, hide: tuple[Path, ...] = ()) -> None:
+
+def default_hidden() -> list[Path]:
+    """The instructor's code: never importable from, nor visible to, learner code."""
+    paths = {PROJECT_ROOT / "grading", PROJECT_ROOT / "solutions", PROJECT_ROOT / "tests",
+             Path(__file__).resolve().parent}
+    solutions_dir = _package_dir("solutions")
+    if solutions_dir is not None:
+        paths.add(solutions_dir)
+    return sorted(paths)
+
+
+def default_masks() -> list[Path]:
+    """Folders covered by an empty, read-only folder in the sandbox (the Python installation, even
+    when it lies inside one of them, stays visible)."""
+    paths = {PROJECT_ROOT, Path.home(), Path("/run"), Path("/root"), Path("/home")}
+    return sorted(p.resolve() for p in paths if p.is_dir())
+
+
+def default_scratch() -> list[Path]:
+    """Shared scratch folders, each replaced by a fresh, size-capped, writable tmpfs."""
+    paths = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")}
+    return sorted(p.resolve() for p in paths if p.is_dir())
+
+
+@dataclass
+class _Zygote:
+    pid: int
+    pidfd: int
+    stdin: int
+    stdout: int
+    stderr: Any
+
+    def alive(self) -> bool:
+        ready, _, _ = select.select([self.pidfd], [], [], 0)
+        return not ready
+
+    def kill(self, grace: float = 1.0) -> None:
+        """End the zygote: end of input first (it cleans up and exits), then SIGKILL."""
+        for fd in (self.stdin, self.stdout):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        select.select([self.pidfd], [], [], grace)
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except OSError:
+            pass
+        os.close(self.pidfd)
+        self.stderr.close()
+
+
+class ForkServer:
+    """One interpreter that imports torch once and forks a zygote per submission (see
+    ``sandbox_child.py``). Shared by every ``Sandbox`` of this process; safe to use from threads."""
+
+    def __init__(self, startup_timeout: float = 120.0) -> None:
+        self.startup_timeout = startup_timeout
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._stderr: Any = None
+
+    def _start(self) -> None:
+        self.close()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._stderr = tempfile.TemporaryFile()
+        scratch = tempfile.gettempdir()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", str(CHILD_SCRIPT), "--server", str(child.fileno())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
+            cwd="/", env=_scrubbed_env(scratch), start_new_session=True,
+        )
+        child.close()
+        parent.settimeout(self.startup_timeout)
+        self._sock = parent
+        try:
+            hello = json.loads(parent.recv(1 << 16) or b"{}")
+        except (OSError, ValueError):
+            hello = {}
+        if not hello.get("ready"):
+            detail = self._stderr_tail()
+            self.close()
+            raise RuntimeError(f"the grading sandbox did not start:\n{detail}")
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read()[-3000:].decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+            self._proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def spawn(self, cfg: dict[str, Any]) -> _Zygote:
+        """A new zygote for ``cfg``, talking on fresh pipes."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            assert self._sock is not None
+            stdin_r, stdin_w = os.pipe()
+            stdout_r, stdout_w = os.pipe()
+            stderr = tempfile.TemporaryFile()
+            try:
+                socket.send_fds(self._sock, [json.dumps({"cfg": cfg}).encode()], [stdin_r, stdout_w, stderr.fileno()])
+                message, fds, _, _ = socket.recv_fds(self._sock, 1 << 16, 1)
+            except OSError as exc:
+                for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
+                    os.close(fd)
+                stderr.close()
+                detail = self._stderr_tail()
+                self.close()
+                raise RuntimeError(f"the grading sandbox's fork server failed ({exc}):\n{detail}") from None
+            os.close(stdin_r)
+            os.close(stdout_w)
+            reply = json.loads(message or b"{}")
+            if "pid" not in reply or len(fds) != 1:
+                for fd in (stdin_w, stdout_r, *fds):
+                    os.close(fd)
+                stderr.close()
+                raise RuntimeError(f"the grading sandbox could not start a process: {reply.get('error', reply)}")
+            return _Zygote(reply["pid"], fds[0], stdin_w, stdout_r, stderr)
+
+
+_SERVER = ForkServer()
+atexit.register(_SERVER.close)
+
+
+class Sandbox:
+    """Learner code for one submission: ``package_root`` holds its ``exercises`` package.
+
+    ``hide`` adds folders to the instructor's code that learner code can neither import nor read;
+    ``masks`` (default ``default_masks()``) and ``scratch`` (default ``default_scratch()``) are the
+    other folders it cannot see. ``isolation`` says, once started, which mechanisms are in force.
+    """
+
+    def __init__(self, package_root: Path, limits: Limits | None = None, hide: tuple[Path, ...] = (),
+                 masks: tuple[Path, ...] | None = None, scratch: tuple[Path, ...] | None = None,
+                 user_namespace: bool = True) -> None:
         self.package_root = Path(package_root)
         self.limits = limits or Limits()
-        self.hide = hide
+        self.hide = tuple(sorted({*default_hidden(), *(Path(h) for h in hide)}))
+        self.masks = tuple(default_masks() if masks is None else masks)
+        self.scratch = tuple(default_scratch() if scratch is None else scratch)
+        self.user_namespace = user_namespace
         self.isolation = ""
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.flags: dict[str, Any] = {}
+        self._zygote: _Zygote | None = None
         self._buffer = b""
-        self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self._stderr: Any = None
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -149,53 +313,44 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def start(self) -> None:
-        self.close()
-        self._workdir = tempfile.TemporaryDirectory(prefix="grade-sandbox-")
-        work = self._workdir.name
-        cfg = {
+    def config(self) -> dict[str, Any]:
+        return {
             "package_root": str(self.package_root.resolve()),
             "hide": [str(Path(h).resolve()) for h in self.hide],
-            "workdir": work,
+            "masks": [str(Path(m).resolve()) for m in self.masks],
+            "scratch": [str(Path(s).resolve()) for s in self.scratch],
+            "scratch_mb": self.limits.scratch_mb,
             "timeout": self.limits.timeout,
             "memory_bytes": self.limits.memory_mb * 2**20,
             "max_result_bytes": self.limits.max_result_mb * 2**20,
             "max_file_bytes": self.limits.max_file_mb * 2**20,
+            "max_processes": self.limits.max_processes,
+            "user_namespace": self.user_namespace,
+            "drop_privileges": True,
         }
-        self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-I", str(CHILD_SCRIPT), json.dumps(cfg)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            cwd=work, env=_scrubbed_env(work), start_new_session=True,
-        )
+
+    def start(self) -> None:
+        self.close()
+        _SERVER.startup_timeout = self.limits.startup_timeout
+        self._zygote = _SERVER.spawn(self.config())
         self._buffer = b""
         hello = self._read_line(time.monotonic() + self.limits.startup_timeout)
         if hello is None or not hello.get("ready"):
-            self._stderr.seek(0)
-            detail = self._stderr.read()[-2000:].decode("utf-8", errors="replace")
+            self._zygote.stderr.seek(0)
+            detail = self._zygote.stderr.read()[-3000:].decode("utf-8", errors="replace")
             self.close()
             raise RuntimeError(f"the grading sandbox did not start:\n{detail}")
         self.isolation = hello.get("isolation", "")
+        self.flags = hello.get("flags", {})
 
     def close(self) -> None:
-        if self._proc is not None:
-            if self._proc.poll() is None:
-                self._proc.kill()
-            self._proc.wait()
-            for stream in (self._proc.stdin, self._proc.stdout):
-                if stream:
-                    stream.close()
-            self._proc = None
-        if self._stderr is not None:
-            self._stderr.close()
-            self._stderr = None
-        if self._workdir is not None:
-            self._workdir.cleanup()
-            self._workdir = None
+        if self._zygote is not None:
+            self._zygote.kill(grace=1.0 if self._zygote.alive() else 0.0)
+            self._zygote = None
 
     def _read_line(self, deadline: float) -> dict[str, Any] | None:
-        assert self._proc is not None and self._proc.stdout is not None
-        fd = self._proc.stdout.fileno()
+        assert self._zygote is not None
+        fd = self._zygote.stdout
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -211,18 +366,23 @@ class Sandbox:
 
     def run(self, program: Program, timeout: float | None = None) -> dict[str, Any]:
         """Run ``program`` in a fresh fork; return its fetched values (plain data, decoded)."""
-        timeout = timeout or self.limits.timeout
-        if self._proc is None or self._proc.poll() is not None:
+        timeout = timeout or max(self.limits.timeout, program.timeout or 0.0)
+        if self._zygote is None or not self._zygote.alive():
             self.start()
-        assert self._proc is not None and self._proc.stdin is not None
+        assert self._zygote is not None
         job = {
             "steps": encode_program(program.steps),
-            "fetches": {name: ref.id for name, ref in program.fetches.items()},
+            "fetches": {name: encode_program(ref) for name, ref in program.fetches.items()},
             "forbidden": list(program.forbidden),
             "timeout": timeout,
         }
-        self._proc.stdin.write((json.dumps(job) + "\n").encode())
-        self._proc.stdin.flush()
+        data = memoryview((json.dumps(job) + "\n").encode())
+        try:
+            while data:
+                data = data[os.write(self._zygote.stdin, data):]
+        except OSError:
+            self.close()
+            raise SandboxFailure("the grading sandbox stopped answering; this test could not be run.") from None
         reply = self._read_line(time.monotonic() + timeout + 30)
         if reply is None:
             self.close()
@@ -231,8 +391,8 @@ class Sandbox:
 
     def _interpret(self, reply: dict[str, Any], timeout: float, program: Program) -> dict[str, Any]:
         status, code = reply["status"], reply.get("exit_code")
-        printed = reply.get("output", "").strip()
-        tail = f" It printed:\n{printed[-600:]}" if printed else ""
+        # What the learner's code printed is never shown: it could print the hidden inputs.
+        tail = " (It also printed output, which grading feedback never shows.)" if reply.get("output_bytes") else ""
         if status == "timeout":
             step = reply.get("step")
             target = None
@@ -240,8 +400,8 @@ class Sandbox:
                 target = program.steps[step].get("target")
             who = target.rpartition(".")[2] if target else "your code"
             raise SandboxFailure(
-                f"{who} did not finish within {timeout:g} s (an infinite loop, or a very slow implementation: "
-                f"the reference takes well under a second).{tail}", timed_out_target=target)
+                f"{who} did not finish within {timeout:g} s (an infinite loop, or an implementation much slower than "
+                f"the reference).{tail}", timed_out_target=target)
         if status == "too_large":
             raise SandboxFailure(f"returned more than {self.limits.max_result_mb} MiB of results.")
         if status == "no_result":

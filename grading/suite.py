@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from exercises.checks import Property, evaluate
-from exercises.checks.program import Program
+from exercises.checks.program import Program, StepFailed
+from grading.catalog import chapter_of
+from grading.feedback import redact
 from grading.sandbox import SandboxFailure
 
 HIDDEN_DIR = Path(__file__).with_name("hidden")
@@ -29,6 +31,11 @@ class HiddenTest:
     name: str
     points: float
     build: Callable[[], Property]
+
+    @property
+    def chapter(self) -> str | None:
+        """The notebook that teaches this test's exercise (``00_welcome``), if known."""
+        return chapter_of(self.exercise)
 
 
 @dataclass
@@ -58,11 +65,11 @@ def hidden_test(exercise: str, points: float = 1.0) -> Callable[[Callable[[], Pr
     return wrap
 
 
-def load_suite() -> list[HiddenTest]:
-    """Every hidden test, in the order the modules define them."""
+def load_suite(chapter: str | None = None) -> list[HiddenTest]:
+    """Every hidden test, in the order the modules define them; only ``chapter``'s when given."""
     for info in sorted(pkgutil.iter_modules([str(HIDDEN_DIR)]), key=lambda m: m.name):
         importlib.import_module(f"grading.hidden.{info.name}")
-    return list(_TESTS)
+    return [t for t in _TESTS if chapter is None or t.chapter == chapter]
 
 
 def exercise_columns(tests: list[HiddenTest]) -> list[str]:
@@ -83,25 +90,51 @@ def fingerprint() -> str:
 
 
 def _targets(program: Program) -> set[str]:
-    return {step["target"] for step in program.steps if step["op"] == "call"}
+    return {step["target"] for step in program.steps if isinstance(step.get("target"), str)}
+
+
+def _exercise_modules(program: Program) -> set[str]:
+    """The exercise modules a program calls into (``layers`` for ``layers.relu_forward``)."""
+    from exercises.checks.program import TRUSTED_MODULES
+
+    modules = {target.rpartition(".")[0] for target in _targets(program)}
+    return {m for m in modules if m and m.split(".")[0] not in TRUSTED_MODULES}
 
 
 def run_suite(run: Callable[[Program], dict[str, Any]], tests: list[HiddenTest]) -> list[TestResult]:
     """Run every test with ``run`` (a sandbox's ``run``); never raises for anything the learner did.
 
     Once a call has hit the time limit, later tests that make the same call fail at once instead
-    of waiting for the limit again.
+    of waiting for the limit again; once a module could not be imported (missing, a syntax error, an
+    exit at import), later tests of that module fail at once with the same diagnosis.
     """
+    unimportable: dict[str, str] = {}
+
+    def guarded(program: Program) -> dict[str, Any]:
+        try:
+            return run(program)
+        except StepFailed as exc:  # the learner's own words: they must not carry the hidden inputs out
+            exc.message = redact(exc.message)
+            if exc.error_type == "MemoryError" or "can't allocate memory" in exc.message:
+                exc.message = ("ran out of memory: it asked for more than a test may use (an allocation failed). "
+                               + exc.message).strip()
+            if exc.error_type == "ImportFailed":
+                unimportable[exc.target.rpartition(".")[0]] = exc.message
+            raise
+
     hung: dict[str, str] = {}
     results = []
     for test in tests:
         prop = test.build()
         stuck = sorted(_targets(prop.program) & hung.keys())
+        broken = sorted(_exercise_modules(prop.program) & unimportable.keys())
         if stuck:
             passed, message = False, f"not run: {hung[stuck[0]]}"
+        elif broken:
+            passed, message = False, unimportable[broken[0]]
         else:
             try:
-                passed, message = evaluate(prop, run)
+                passed, message = evaluate(prop, guarded)
             except SandboxFailure as exc:
                 passed, message = False, str(exc)
                 if exc.timed_out_target:

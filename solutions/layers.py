@@ -12,7 +12,14 @@ from typing import Any
 
 import torch
 
-from exercises.validate import require_float_tensor, require_same_shape
+from exercises.validate import (
+    require_class_labels,
+    require_float_tensor,
+    require_fraction,
+    require_same_dtype,
+    require_same_shape,
+    require_shape,
+)
 
 
 def relu_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -52,4 +59,387 @@ def relu_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
     x = cache
     require_same_shape("dout", dout, "the forward's input", x)
     return torch.where(x > 0, dout, torch.zeros_like(dout))
+    ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- the linear layer
+
+
+def linear_forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Fully connected (affine) layer: ``out = x @ w + b``.
+
+    Args:
+        x: inputs, ``N×D`` (``N`` samples of ``D`` features), float32 or float64.
+        w: weights, ``D×M``, the dtype of ``x``.
+        b: biases, ``M``, the dtype of ``x``; added to every row.
+
+    Returns:
+        ``(out, cache)``: ``out`` is ``N×M``, ``out[n, m] = Σ_d x[n, d]·w[d, m] + b[m]``; ``cache``
+        holds what ``linear_backward`` needs.
+
+    Explained in course/02_backprop.ipynb, section "The linear layer".
+    """
+    for name, value in (("x", x), ("w", w), ("b", b)):
+        require_float_tensor(name, value)
+    require_shape("x", x, (None, None), "N×D")
+    require_shape("w", w, (x.shape[1], None), "D×M")
+    require_shape("b", b, (w.shape[1],), "M")
+    require_same_dtype("w", w, "x", x)
+    require_same_dtype("b", b, "x", x)
+    ### BEGIN SOLUTION
+    out = x @ w + b
+    return out, (x, w)
+    ### END SOLUTION
+
+
+def linear_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of the loss with respect to the linear layer's inputs.
+
+    With ``dout = ∂L/∂out`` (``N×M``), the chain rule through ``out = x @ w + b`` gives, with
+    shapes that must match the forward's inputs::
+
+        dx = dout @ wᵀ          N×M · M×D = N×D
+        dw = xᵀ @ dout          D×N · N×M = D×M    (a sum over the batch of outer products)
+        db = Σ_n dout[n, :]     M                  (b was added to every row, so it sums)
+
+    Args:
+        dout: the upstream gradient, ``N×M``.
+        cache: the second value ``linear_forward`` returned.
+
+    Returns:
+        ``(dx, dw, db)`` with the shapes and dtype of ``x``, ``w`` and ``b``.
+
+    Explained in course/02_backprop.ipynb, section "The linear layer".
+    """
+    require_float_tensor("dout", dout)
+    ### BEGIN SOLUTION
+    x, w = cache
+    require_shape("dout", dout, (x.shape[0], w.shape[1]), "N×M")
+    dx = dout @ w.T
+    dw = x.T @ dout
+    db = dout.sum(dim=0)
+    return dx, dw, db
+    ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def sigmoid_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Logistic sigmoid, elementwise: ``out = σ(x) = 1 / (1 + e^−x)``, in ``(0, 1)``.
+
+    Must stay finite and correct for inputs as large as ±1e4 in float32, where ``e^{1e4}``
+    overflows to ``inf``: write it so that ``exp`` only ever sees ``−|x|``. Do not call
+    ``torch.sigmoid`` (writing it is the exercise).
+
+    Args:
+        x: a floating-point tensor of any shape.
+
+    Returns:
+        ``(out, cache)``: ``out`` has the shape, dtype and device of ``x``.
+
+    Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
+    """
+    require_float_tensor("x", x)
+    ### BEGIN SOLUTION
+    z = torch.exp(-x.abs())  # in (0, 1]: cannot overflow
+    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+    return out, out
+    ### END SOLUTION
+
+
+def sigmoid_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
+    """Gradient through the sigmoid: ``dx = dout · σ(x) · (1 − σ(x))``.
+
+    Args:
+        dout: the upstream gradient, with the shape of the forward's output.
+        cache: the second value ``sigmoid_forward`` returned.
+
+    Returns:
+        ``dx`` with the shape, dtype and device of ``x``; finite for inputs as large as ±1e4.
+
+    Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
+    """
+    require_float_tensor("dout", dout)
+    ### BEGIN SOLUTION
+    s = cache
+    require_same_shape("dout", dout, "the forward's input", s)
+    return dout * s * (1 - s)
+    ### END SOLUTION
+
+
+def tanh_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Hyperbolic tangent, elementwise: ``out = tanh(x) = (e^x − e^−x) / (e^x + e^−x)``, in ``(−1, 1)``.
+
+    Do not call ``torch.tanh`` (writing it is the exercise); ``tanh(x) = 2σ(2x) − 1`` or
+    ``sign(x)·(1 − e^{−2|x|}) / (1 + e^{−2|x|})`` avoid overflow.
+
+    Args:
+        x: a floating-point tensor of any shape.
+
+    Returns:
+        ``(out, cache)``: ``out`` has the shape, dtype and device of ``x``.
+
+    Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
+    """
+    require_float_tensor("x", x)
+    ### BEGIN SOLUTION
+    z = torch.exp(-2 * x.abs())
+    out = torch.sign(x) * (1 - z) / (1 + z)
+    return out, out
+    ### END SOLUTION
+
+
+def tanh_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
+    """Gradient through tanh: ``dx = dout · (1 − tanh²(x))``.
+
+    Args:
+        dout: the upstream gradient, with the shape of the forward's output.
+        cache: the second value ``tanh_forward`` returned.
+
+    Returns:
+        ``dx`` with the shape, dtype and device of ``x``.
+
+    Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
+    """
+    require_float_tensor("dout", dout)
+    ### BEGIN SOLUTION
+    t = cache
+    require_same_shape("dout", dout, "the forward's input", t)
+    return dout * (1 - t * t)
+    ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean softmax cross-entropy over a batch, and its gradient with respect to the logits.
+
+    With ``p = softmax(z)`` row by row, ``p[n, c] = e^{z[n, c]} / Σ_k e^{z[n, k]}``::
+
+        loss = −(1/N) Σ_n log p[n, y_n]
+        dlogits = (p − onehot(y)) / N
+
+    Compute ``log p`` directly with the log-sum-exp trick, ``log p = (z − m) − log Σ_k e^{z_k − m}``
+    with ``m`` the row's maximum: then nothing overflows (every exponent is ≤ 0) and nothing takes
+    ``log(0)``, even for logits of ±1e4 in float32. Do not call torch's softmax, log_softmax or
+    cross_entropy.
+
+    Args:
+        logits: ``N×C`` scores, float32 or float64.
+        labels: ``N`` int64 class indices in ``0..C−1``.
+
+    Returns:
+        ``(loss, dlogits)``: ``loss`` a 0-d tensor, ``dlogits`` ``N×C``, both in the logits' dtype.
+
+    Explained in course/02_backprop.ipynb, section "Softmax cross-entropy".
+    """
+    require_float_tensor("logits", logits)
+    require_shape("logits", logits, (None, None), "N×C")
+    if logits.shape[0] == 0 or logits.shape[1] == 0:
+        raise ValueError(f"logits must hold at least one sample and one class, got shape {tuple(logits.shape)}")
+    require_class_labels("labels", labels, logits.shape[0], logits.shape[1])
+    ### BEGIN SOLUTION
+    n = logits.shape[0]
+    shifted = logits - logits.max(dim=1, keepdim=True).values
+    log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+    picked = log_probs.gather(1, labels.to(logits.device)[:, None])
+    loss = -picked.mean()
+    onehot = torch.zeros_like(logits).scatter_(1, labels.to(logits.device)[:, None], 1.0)
+    dlogits = (log_probs.exp() - onehot) / n
+    return loss, dlogits
+    ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- regularization layers
+
+
+def dropout_forward(x: torch.Tensor, p: float, training: bool,
+                    generator: torch.Generator | None) -> tuple[torch.Tensor, Any]:
+    """Inverted dropout.
+
+    In training, each element is kept with probability ``1 − p`` and scaled by ``1/(1 − p)``, or
+    set to 0: ``out = x · mask / (1 − p)`` with ``mask[i] ~ Bernoulli(1 − p)``, drawn from
+    ``generator``. The scaling keeps ``E[out] = x``, so at test time (``training`` false) the layer is
+    the identity; it is also the identity when ``p == 0``.
+
+    Args:
+        x: a floating-point tensor of any shape.
+        p: the probability of dropping an element, ``0 <= p < 1``.
+        training: whether to drop (training) or pass ``x`` through (evaluation).
+        generator: the ``torch.Generator`` to draw the mask from (may be ``None`` when nothing is drawn).
+
+    Returns:
+        ``(out, cache)``: ``out`` has the shape, dtype and device of ``x``; ``cache`` holds the mask.
+
+    Explained in course/02_backprop.ipynb, section "Inverted dropout".
+    """
+    require_float_tensor("x", x)
+    p = require_fraction("p", p)
+    if training and p > 0 and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator when dropping in training, got {type(generator).__name__}")
+    ### BEGIN SOLUTION
+    if not training or p == 0:
+        return x.clone(), None
+    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p
+    scale = keep.to(device=x.device, dtype=x.dtype) / (1 - p)
+    return x * scale, scale
+    ### END SOLUTION
+
+
+def dropout_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
+    """Gradient through inverted dropout: ``dx = dout · mask / (1 − p)`` with the forward's own
+    mask (the identity when the forward was).
+
+    Args:
+        dout: the upstream gradient, with the shape of the forward's output.
+        cache: the second value ``dropout_forward`` returned.
+
+    Returns:
+        ``dx`` with the shape, dtype and device of ``x``.
+
+    Explained in course/02_backprop.ipynb, section "Inverted dropout".
+    """
+    require_float_tensor("dout", dout)
+    ### BEGIN SOLUTION
+    scale = cache
+    if scale is None:
+        return dout.clone()
+    require_same_shape("dout", dout, "the forward's input", scale)
+    return dout * scale
+    ### END SOLUTION
+
+
+def batchnorm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                      eps: float = 1e-5) -> tuple[torch.Tensor, Any]:
+    """Batch normalization in training mode, over the batch of ``x: N×D``.
+
+    Per feature ``d``, with the batch mean and the **biased** variance (divide by ``N``)::
+
+        μ = (1/N) Σ_n x[n]          σ² = (1/N) Σ_n (x[n] − μ)²
+        x̂ = (x − μ) / √(σ² + eps)   out = γ · x̂ + β
+
+    Do not call torch's batch_norm.
+
+    Args:
+        x: ``N×D``, float32 or float64.
+        gamma: scale ``γ``, ``D``; beta: shift ``β``, ``D``; both the dtype of ``x``.
+        eps: added to the variance inside the square root, ``eps > 0``.
+
+    Returns:
+        ``(out, cache)``: ``out`` is ``N×D``.
+
+    Explained in course/02_backprop.ipynb, section "Batch normalization".
+    """
+    for name, value in (("x", x), ("gamma", gamma), ("beta", beta)):
+        require_float_tensor(name, value)
+    require_shape("x", x, (None, None), "N×D")
+    require_shape("gamma", gamma, (x.shape[1],), "D")
+    require_shape("beta", beta, (x.shape[1],), "D")
+    require_same_dtype("gamma", gamma, "x", x)
+    require_same_dtype("beta", beta, "x", x)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    ### BEGIN SOLUTION
+    mean = x.mean(dim=0)
+    centered = x - mean
+    var = (centered * centered).mean(dim=0)  # biased: divide by N
+    inv_std = (var + eps).rsqrt()
+    xhat = centered * inv_std
+    out = gamma * xhat + beta
+    return out, (xhat, gamma, inv_std)
+    ### END SOLUTION
+
+
+def batchnorm_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of the loss through training-mode batch normalization.
+
+    With ``g = dout · γ`` (the gradient with respect to ``x̂``), every ``x[n]`` reaches the loss
+    through ``x̂[n]`` directly and through ``μ`` and ``σ²``, which depend on the whole batch::
+
+        dβ = Σ_n dout[n]            dγ = Σ_n dout[n] · x̂[n]
+        dx = (1 / (N·√(σ² + eps))) · (N·g − Σ_n g[n] − x̂ · Σ_n g[n]·x̂[n])
+
+    Args:
+        dout: the upstream gradient, ``N×D``.
+        cache: the second value ``batchnorm_forward`` returned.
+
+    Returns:
+        ``(dx, dgamma, dbeta)`` with the shapes and dtype of ``x``, ``gamma`` and ``beta``.
+
+    Explained in course/02_backprop.ipynb, section "Batch normalization".
+    """
+    require_float_tensor("dout", dout)
+    ### BEGIN SOLUTION
+    xhat, gamma, inv_std = cache
+    require_same_shape("dout", dout, "the forward's input", xhat)
+    n = dout.shape[0]
+    dbeta = dout.sum(dim=0)
+    dgamma = (dout * xhat).sum(dim=0)
+    g = dout * gamma
+    dx = inv_std / n * (n * g - g.sum(dim=0) - xhat * (g * xhat).sum(dim=0))
+    return dx, dgamma, dbeta
+    ### END SOLUTION
+
+
+# ----------------------------------------------------------------------------- a whole network
+
+PARAMETER_NAMES = ("W1", "b1", "W2", "b2")
+
+
+def two_layer_net_loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                       reg: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Loss and gradients of a two-layer network: linear → ReLU → linear → softmax cross-entropy.
+
+    ::
+
+        h = relu(x @ W1 + b1)                        N×H
+        scores = h @ W2 + b2                         N×C
+        loss = softmax_cross_entropy(scores, y) + 0.5 · reg · (‖W1‖² + ‖W2‖²)
+
+    (‖W‖² is the sum of the squared entries; biases are not regularized.) Build it from your own
+    ``linear_*``, ``relu_*`` and ``softmax_cross_entropy``: the forward pass caches, the backward
+    pass runs the layers' backward functions in reverse order. The regularization term adds
+    ``reg · W`` to each weight's gradient.
+
+    Args:
+        params: ``{"W1": D×H, "b1": H, "W2": H×C, "b2": C}``, float tensors of one dtype.
+        x: ``N×D`` inputs of that dtype; y: ``N`` int64 labels in ``0..C−1``.
+        reg: the L2 regularization strength, ``reg >= 0``.
+
+    Returns:
+        ``(loss, grads)``: ``loss`` a 0-d tensor; ``grads`` has the keys of ``params`` and each
+        gradient the shape and dtype of its parameter.
+
+    Explained in course/02_backprop.ipynb, section "A two-layer net".
+    """
+    if not isinstance(params, dict) or any(k not in params for k in PARAMETER_NAMES):
+        have = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params must be a dict with keys {', '.join(PARAMETER_NAMES)}; got {have}")
+    for name in PARAMETER_NAMES:
+        require_float_tensor(f"params[{name!r}]", params[name])
+    require_float_tensor("x", x)
+    W1, b1, W2, b2 = (params[k] for k in PARAMETER_NAMES)
+    require_shape("params['W1']", W1, (None, None), "D×H")
+    require_shape("params['b1']", b1, (W1.shape[1],), "H")
+    require_shape("params['W2']", W2, (W1.shape[1], None), "H×C")
+    require_shape("params['b2']", b2, (W2.shape[1],), "C")
+    require_shape("x", x, (None, W1.shape[0]), "N×D")
+    for name in PARAMETER_NAMES:
+        require_same_dtype(f"params[{name!r}]", params[name], "x", x)
+    require_class_labels("y", y, x.shape[0], W2.shape[1])
+    if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg >= 0:
+        raise ValueError(f"reg must be a number >= 0, got {reg!r}")
+    ### BEGIN SOLUTION
+    hidden, cache1 = linear_forward(x, W1, b1)
+    activated, cache_relu = relu_forward(hidden)
+    scores, cache2 = linear_forward(activated, W2, b2)
+    data_loss, dscores = softmax_cross_entropy(scores, y)
+    loss = data_loss + 0.5 * reg * ((W1 * W1).sum() + (W2 * W2).sum())
+    dactivated, dW2, db2 = linear_backward(dscores, cache2)
+    dhidden = relu_backward(dactivated, cache_relu)
+    _, dW1, db1 = linear_backward(dhidden, cache1)
+    grads = {"W1": dW1 + reg * W1, "b1": db1, "W2": dW2 + reg * W2, "b2": db2}
+    return loss, grads
     ### END SOLUTION

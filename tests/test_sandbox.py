@@ -112,6 +112,59 @@ def patch_then_forward(x):
     torch.equal = lambda a, b: True
     torch.testing.assert_close = lambda *a, **k: None
     return torch.full_like(x, 7.0), None
+
+
+def read_all(paths):
+    import os
+    found = {}
+    for path in paths:
+        try:
+            found[path] = sorted(os.listdir(path)) if os.path.isdir(path) else open(path, "rb").read(64).decode("latin-1")
+        except OSError as exc:
+            found[path] = type(exc).__name__
+    return found
+
+
+def lift_masks(paths):
+    """Try everything an unprivileged process may do to see under the masks, then read."""
+    import ctypes, os
+    libc = ctypes.CDLL(None, use_errno=True)
+    tried = {"unshare": libc.unshare(0x10000000 | 0x00020000)}  # a user namespace of its own: all capabilities
+    for path in paths:
+        while path not in ("/", ""):
+            tried[path] = (libc.umount2(path.encode(), 2), ctypes.get_errno())
+            path = os.path.dirname(path)
+    return tried, read_all(paths)
+
+
+def processes():
+    import os
+    return {"pid": os.getpid(), "ppid": os.getppid(), "proc": sorted(int(n) for n in os.listdir("/proc") if n.isdigit()),
+            "uid": os.getuid(),
+            "capabilities": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}
+
+
+def fork_many(n):
+    import os, time
+    made = 0
+    for _ in range(n):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(300)
+            os._exit(0)
+        made += 1
+    return made
+
+
+def leave_file(name):
+    import os
+    before = sorted(os.listdir("."))
+    with open(name, "w") as f:
+        f.write("left behind")
+    return before
 '''
 
 
@@ -243,3 +296,56 @@ def test_monkeypatching_torch_in_the_child_does_not_reach_the_judge(sandbox: San
 
 def test_the_sandbox_process_has_its_own_session() -> None:
     assert os.getpgrp() == os.getpgid(0)  # the grader is not in the learner's process group
+
+
+SECRETS = [str(Path(p).resolve()) for p in ("grading/hidden/layers.py", "solutions/layers.py", ".git/HEAD", "tests/conftest.py")]
+
+
+def test_hidden_tests_solutions_and_the_project_are_unreadable(sandbox: Sandbox) -> None:
+    if "mount namespace" not in sandbox.isolation:
+        pytest.skip(f"no mount namespace on this machine: {sandbox.isolation}")
+    found = _call(sandbox, "read_all", SECRETS + [str(Path.cwd()), str(Path.home())])
+    for path in SECRETS:
+        assert found[path] == "FileNotFoundError", (path, found[path])
+    assert found[str(Path.cwd())] in ([], [".venv"])  # the project: empty, but for the Python installation
+    assert str(Path.cwd()) in sandbox.flags["masked"]
+
+
+def test_the_masks_cannot_be_lifted_from_inside(sandbox: Sandbox) -> None:
+    if "mount namespace" not in sandbox.isolation:
+        pytest.skip(f"no mount namespace on this machine: {sandbox.isolation}")
+    tried, found = _call(sandbox, "lift_masks", SECRETS)
+    assert all(found[path] == "FileNotFoundError" for path in SECRETS), (tried, found)
+
+
+def test_a_test_sees_only_its_own_processes_and_has_no_privileges(sandbox: Sandbox) -> None:
+    seen = _call(sandbox, "processes")
+    assert seen["capabilities"] == "0000000000000000"
+    if "PID namespace" in sandbox.isolation:
+        assert seen["pid"] == 1 and seen["ppid"] == 0 and seen["proc"] == [1]
+        assert os.getpid() not in seen["proc"]
+
+
+def test_a_fork_bomb_is_capped(sandbox: Sandbox) -> None:
+    made = _call(sandbox, "fork_many", 200)
+    if sandbox.flags.get("unprivileged_uid"):
+        assert made < sandbox.limits.max_processes
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "fork_many" not in ps
+
+
+def test_every_test_starts_in_a_fresh_working_folder(sandbox: Sandbox) -> None:
+    assert _call(sandbox, "leave_file", "first.txt") == []
+    assert _call(sandbox, "leave_file", "second.txt") == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the fallback for root without user namespaces")
+def test_without_user_namespaces_root_still_drops_to_an_unprivileged_uid(tmp_path: Path) -> None:
+    root = stage(Submission("attacker", Path("."), files={"layers.py": ATTACKS.encode()}), tmp_path)
+    with Sandbox(root, Limits(timeout=5.0, memory_mb=512), user_namespace=False) as box:
+        assert "user namespaces" in box.isolation and "uid nobody" in box.isolation
+        seen = _call(box, "processes")
+        assert seen["uid"] == 65534 and seen["capabilities"] == "0000000000000000"
+        found = _call(box, "read_all", SECRETS)
+        assert all(found[p] in ("FileNotFoundError", "PermissionError") for p in SECRETS), found
+        assert _call(box, "fork_many", 200) < box.limits.max_processes

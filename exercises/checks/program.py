@@ -30,6 +30,9 @@ class Program:
     steps: list[dict[str, Any]] = field(default_factory=list)
     fetches: dict[str, Ref] = field(default_factory=dict)
     forbidden: list[str] = field(default_factory=list)
+    # Seconds of wall time this program needs at least (e.g. one that trains a model); the grader
+    # runs it under the larger of this and its own per-test limit. ``None``: the grader's limit.
+    timeout: float | None = None
 
     def _add(self, step: dict[str, Any]) -> Ref:
         self.steps.append(step)
@@ -49,6 +52,15 @@ class Program:
         """Call ``target`` expecting it to raise: the value is ``{"raised": type name or None,
         "message": str}``, so a judge can insist on a ``ValueError`` for bad input."""
         return self._add({"op": "raises", "target": target, "args": list(args), "kwargs": kwargs})
+
+    def measure(self, target: str, *args: Any, **kwargs: Any) -> Ref:
+        """Call ``target`` like ``call`` while counting the work it does. The value is ``{"value":
+        what it returned, "ops": how many torch functions and tensor methods it called, "lines": how
+        many Python lines it ran in the exercises package, "op_names": the distinct torch names,
+        sorted}``. A Python loop over the images (or filters, or positions) of an input makes the
+        counts grow with the input, while vectorized code's stay the same: judges compare counts at
+        two sizes, which, unlike timings, do not depend on how loaded the machine is."""
+        return self._add({"op": "measure", "target": target, "args": list(args), "kwargs": kwargs})
 
     def forbid(self, *names: str) -> Program:
         """Make calling any of ``names`` (``"torch.nn.functional.softmax"``, ``"torch.Tensor.backward"``)
@@ -90,7 +102,7 @@ class StepFailed(Exception):
 
 
 def _describe(step: dict[str, Any]) -> str:
-    if step["op"] == "call":
+    if step["op"] in ("call", "measure"):
         return step["target"]
     if step["op"] == "method":
         return f".{step['name']}()"
@@ -207,6 +219,48 @@ def _lookup(dotted: str) -> Any:
     raise ValueError(f"cannot find {dotted!r}")
 
 
+def _measured(function: Any, args: list[Any], kwargs: dict[str, Any], package: str) -> dict[str, Any]:
+    """``function(*args, **kwargs)`` with its torch calls (a ``TorchFunctionMode``) and the Python lines it
+    runs in ``package`` (a trace function; ``checks`` excluded) counted; see ``Program.measure``."""
+    import os
+    import sys
+
+    from torch.overrides import TorchFunctionMode, resolve_name
+
+    roots = tuple(os.path.realpath(p) + os.sep for p in importlib.import_module(package).__path__)
+    excluded = tuple(root + "checks" + os.sep for root in roots)
+    counts = {"ops": 0, "lines": 0}
+    names: set[str] = set()
+    ours: dict[str, bool] = {}
+
+    class Counter(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            counts["ops"] += 1
+            names.add(resolve_name(func) or getattr(func, "__qualname__", None) or repr(func))
+            return func(*args, **(kwargs or {}))
+
+    def local(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            counts["lines"] += 1
+        return local
+
+    def on_call(frame: Any, event: str, arg: Any) -> Any:
+        filename = frame.f_code.co_filename
+        if filename not in ours:
+            real = os.path.realpath(filename)
+            ours[filename] = real.startswith(roots) and not real.startswith(excluded)
+        return local if ours[filename] else None
+
+    previous = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        with Counter():
+            value = function(*args, **kwargs)
+    finally:
+        sys.settrace(previous)
+    return {"value": value, "ops": counts["ops"], "lines": counts["lines"], "op_names": sorted(names)}
+
+
 def _run_steps(
     steps: list[dict[str, Any]],
     fetches: dict[str, Any],
@@ -244,6 +298,9 @@ def _run_steps(
                     result = {"raised": None, "message": ""}
                 except Exception as exc:
                     result = {"raised": type(exc).__name__, "message": str(exc)[:500]}
+            elif op == "measure":
+                function = resolve(step["target"], package)
+                result = _measured(function, deref(step["args"]), deref(step["kwargs"]), package)
             elif op == "method":
                 obj = deref(step["obj"])
                 result = getattr(obj, step["name"])(*deref(step["args"]), **deref(step["kwargs"]))

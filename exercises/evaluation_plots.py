@@ -1,0 +1,162 @@
+"""Chapter 5's figures: confusion matrix heatmap, per-class scores, reliability diagram, confidence
+intervals and a gallery of mistakes.
+
+Each function takes plain tensors, draws one figure and returns it. None of them calls your exercise
+code: the reliability diagram bins the confidences itself, with the same rule as the contract of
+``expected_calibration_error`` (bin ``i`` holds ``(i/n, (i+1)/n]``, bin 0 also holds 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def plot_confusion_matrix(cm: torch.Tensor, classes: Sequence[str], normalize: bool = False,
+                          title: str = "Confusion matrix"):
+    """Heatmap of a ``C×C`` confusion matrix (rows: true class, columns: predicted class), each cell
+    annotated with its count, or with its share of the row (the recall of that true class) when
+    ``normalize``. The diagonal is left pale so that the mistakes stand out."""
+    import matplotlib.pyplot as plt
+
+    counts = cm.detach().cpu().double()
+    values = counts / counts.sum(dim=1, keepdim=True).clamp(min=1) if normalize else counts
+    off = values.clone()
+    off.fill_diagonal_(0)
+    c = len(classes)
+    fig, ax = plt.subplots(figsize=(0.55 * c + 2.5, 0.55 * c + 2))
+    image = ax.imshow(off.numpy(), cmap="Reds", vmin=0, vmax=max(float(off.max()), 1e-9))
+    for i in range(c):
+        for j in range(c):
+            v = float(values[i, j])
+            if v == 0:
+                continue
+            text = f"{v:.2f}".lstrip("0") if normalize else f"{int(v)}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="black" if i == j or float(off[i, j]) < 0.6 * float(off.max()) else "white",
+                    fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(c), classes, rotation=90 if max(map(len, classes)) > 2 else 0)
+    ax.set_yticks(range(c), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row" if normalize else "count (off the diagonal)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class_scores(precision: torch.Tensor, recall: torch.Tensor, f1: torch.Tensor,
+                          classes: Sequence[str], title: str = "Per-class precision, recall and F1"):
+    """Grouped bars of the per-class precision, recall and F1 (each a tensor of shape ``C``)."""
+    import matplotlib.pyplot as plt
+
+    c = len(classes)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * c + 2), 3.2))
+    width = 0.27
+    for k, (name, values) in enumerate((("precision", precision), ("recall", recall), ("F1", f1))):
+        ax.bar([i + (k - 1) * width for i in range(c)], values.detach().cpu().double().tolist(), width, label=name)
+    low = min(float(t.min()) for t in (precision, recall, f1))
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    ax.set_xticks(range(c), classes)
+    ax.set_title(title)
+    ax.legend(loc="lower right", ncols=3, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, torch.Tensor]:
+    """Per bin: ``count``, mean ``confidence`` and ``accuracy`` (NaN where the bin is empty), float64."""
+    conf, pred = probs.detach().cpu().double().max(dim=1)
+    correct = (pred == labels.cpu()).double()
+    index = (torch.ceil(conf * n_bins).long() - 1).clamp(0, n_bins - 1)
+    count = torch.bincount(index, minlength=n_bins).double()
+    mean_conf = torch.bincount(index, weights=conf, minlength=n_bins) / count
+    accuracy = torch.bincount(index, weights=correct, minlength=n_bins) / count
+    return {"count": count, "confidence": mean_conf, "accuracy": accuracy}
+
+
+def plot_reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, title: str = "",
+                             ax=None):
+    """Reliability diagram: per confidence bin, the accuracy (bars) against the mean confidence (the
+    diagonal is perfect calibration; the red part is each bin's gap), with the share of samples per bin
+    underneath. Draws into ``ax`` when given (a pair of axes, ``(bars, histogram)``), else a new figure."""
+    import matplotlib.pyplot as plt
+
+    bins = reliability_bins(probs, labels, n_bins)
+    if ax is None:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.2, 4.6), height_ratios=(3, 1), sharex=True)
+    else:
+        top, bottom = ax
+        fig = top.figure
+    edges = torch.arange(n_bins, dtype=torch.float64) / n_bins
+    width = 1.0 / n_bins
+    full = bins["count"] > 0
+    acc = torch.where(full, bins["accuracy"], torch.zeros_like(bins["accuracy"])).numpy()
+    conf = torch.where(full, bins["confidence"], torch.zeros_like(bins["confidence"])).numpy()
+    edges = edges.numpy()
+    top.bar(edges, acc, width=width, align="edge", color="tab:blue", edgecolor="white", label="accuracy")
+    top.bar(edges, conf - acc, bottom=acc, width=width, align="edge", color="tab:red", alpha=0.35,
+            edgecolor="white", label="gap to confidence")
+    top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    top.set_ylim(0, 1)
+    top.set_xlim(0, 1)
+    top.set_ylabel("accuracy in the bin")
+    top.legend(loc="upper left", fontsize=7)
+    if title:
+        top.set_title(title, fontsize=10)
+    share = bins["count"] / bins["count"].sum()
+    bottom.bar(edges, share.numpy(), width=width, align="edge", color="gray")
+    bottom.set_yscale("log")
+    bottom.set_ylim(max(float(share[share > 0].min()) / 2, 1e-4) if bool(full.any()) else 1e-4, 1.5)
+    bottom.set_xlabel("confidence (top probability)")
+    bottom.set_ylabel("share")
+    if ax is None:
+        fig.tight_layout()
+    return fig
+
+
+def plot_intervals(names: Sequence[str], estimates: Sequence[float], intervals: Sequence[tuple[float, float]],
+                   title: str = "Accuracy with its 95 % bootstrap interval", xlabel: str = "accuracy"):
+    """One horizontal error bar per model: the point estimate and its confidence interval."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 0.55 * len(names) + 1.2))
+    for i, (estimate, (lo, hi)) in enumerate(zip(estimates, intervals, strict=True)):
+        ax.errorbar([estimate], [i], xerr=[[estimate - lo], [hi - estimate]], fmt="o", capsize=5)
+        ax.annotate(f"{estimate:.3f}  [{lo:.3f}, {hi:.3f}]", (hi, i), xytext=(6, -3), textcoords="offset points",
+                    fontsize=8)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(-0.7, len(names) - 0.3)
+    lo = min(i[0] for i in intervals)
+    hi = max(i[1] for i in intervals)
+    ax.set_xlim(lo - 0.02, hi + 0.6 * (hi - lo) + 0.04)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_confident_mistakes(images: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor,
+                            classes: Sequence[str], n: int = 16, ncols: int = 8,
+                            title: str = "The most confident mistakes"):
+    """The ``n`` wrong predictions with the highest confidence, most confident first, each titled
+    "true → predicted (confidence)". ``images`` are ``N×C×H×W`` (uint8, or float in [0, 1])."""
+    import matplotlib.pyplot as plt
+
+    conf, pred = probs.detach().cpu().max(dim=1)
+    wrong = torch.nonzero(pred != labels.cpu()).flatten()
+    order = wrong[conf[wrong].argsort(descending=True)][:n]
+    rows = max(1, -(-len(order) // ncols))
+    fig, axes = plt.subplots(rows, ncols, figsize=(ncols * 1.25, rows * 1.75 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, order.tolist(), strict=False):
+        img = images[i].detach().cpu()
+        img = img.float() / 255 if img.dtype == torch.uint8 else img.float().clamp(0, 1)
+        ax.imshow((img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)).numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{classes[int(labels[i])]} → {classes[int(pred[i])]}\n({float(conf[i]):.2f})", fontsize=8,
+                     color="darkred")
+    fig.suptitle(f"{title} ({len(wrong)} mistakes in all)" if len(order) else "No mistakes to show")
+    fig.tight_layout()
+    return fig

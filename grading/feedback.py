@@ -1,0 +1,103 @@
+"""What a learner reads about their grade: Markdown and HTML from one result record.
+
+A record (``results/<learner>.json``) lists every hidden test: its exercise, the property it
+checks (a title such as "equals max(0, x) on a 2×3 float32 input"), its points, and for a failure
+the diagnosis: which property failed and the likely mistake. Diagnoses are written by the course's
+judges and never quote hidden inputs or expected values. Text that comes from the learner's own
+code (an exception's message) goes through ``redact`` first, so that code cannot smuggle the
+hidden inputs it was given into its own feedback; what it printed is never shown.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from typing import Any
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_NUMBER_RUN = re.compile(rf"{_NUMBER}(?:[\s,;\[\]()]+{_NUMBER}){{3,}}")
+
+
+def redact(text: str, limit: int = 600) -> str:
+    """Learner-originated text made safe to show: runs of four or more numbers (a printed tensor,
+    a list of values) become ``[…]``, and the whole is cut to ``limit`` characters."""
+    text = _NUMBER_RUN.sub("[…]", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def _by_exercise(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for test in record["tests"]:
+        grouped.setdefault(test["exercise"], []).append(test)
+    return grouped
+
+
+INTRO = ("Each line is one property of an exercise, checked on inputs you have not seen. "
+         "For each one that failed: what went wrong, and the likely mistake.")
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The learner's feedback as Markdown: each exercise, each property, each diagnosis."""
+    lines = [f"# Feedback for {record['learner']}", "",
+             f"**Score: {_num(record['total'])} / {_num(record['max'])}**", "", INTRO, ""]
+    for note in record["notes"]:
+        lines.append(f"> Note: {note}")
+    if record["notes"]:
+        lines.append("")
+    for exercise, tests in _by_exercise(record).items():
+        score = record["exercises"][exercise]
+        lines.append(f"## {exercise}: {_num(score['score'])} / {_num(score['max'])}")
+        for t in tests:
+            mark = "✓" if t["passed"] else "✗"
+            lines.append(f"- {mark} {t['title']} ({_num(t['max_points'])} pt)")
+            if not t["passed"]:
+                lines.extend(f"  {line}" for line in t["message"].splitlines())
+        lines.append("")
+    return "\n".join(lines)
+
+
+_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 54rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; margin-top: 1.6rem; border-bottom: 1px solid #ddd; }
+.score { font-size: 1.2rem; font-weight: 600; }
+.note { background: #fff6d6; border-left: 4px solid #e0b400; padding: .4rem .8rem; margin: .4rem 0; }
+ul { list-style: none; padding-left: 0; } li { margin: .35rem 0; }
+.pass::before { content: "✓ "; color: #1a7f37; font-weight: 700; }
+.fail::before { content: "✗ "; color: #cf222e; font-weight: 700; }
+.why { white-space: pre-wrap; margin: .2rem 0 0 1.4rem; color: #444; }
+.pts { color: #777; font-size: .9em; }
+"""
+
+
+def html(record: dict[str, Any]) -> str:
+    """The same feedback as a standalone HTML page (no scripts, no external resources)."""
+    e = html_lib.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>Feedback for {e(record['learner'])}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Feedback for {e(record['learner'])}</h1>",
+             f'<p class="score">Score: {_num(record["total"])} / {_num(record["max"])}</p>',
+             f"<p>{e(INTRO)}</p>"]
+    parts += [f'<p class="note">Note: {e(note)}</p>' for note in record["notes"]]
+    for exercise, tests in _by_exercise(record).items():
+        score = record["exercises"][exercise]
+        parts.append(f"<h2>{e(exercise)}: {_num(score['score'])} / {_num(score['max'])}</h2><ul>")
+        for t in tests:
+            status = "pass" if t["passed"] else "fail"
+            why = "" if t["passed"] else f'<div class="why">{e(t["message"])}</div>'
+            parts.append(f'<li class="{status}">{e(t["title"])} <span class="pts">({_num(t["max_points"])} pt)</span>{why}</li>')
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def summary_text(record: dict[str, Any]) -> str:
+    """A short plain-text summary: the score, the notes, and each exercise's points."""
+    lines = [f"Score: {_num(record['total'])} / {_num(record['max'])}"]
+    lines += [f"Note: {note}" for note in record["notes"]]
+    for exercise, score in record["exercises"].items():
+        lines.append(f"{exercise}: {_num(score['score'])} / {_num(score['max'])}")
+    return "\n".join(lines)

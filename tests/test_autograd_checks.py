@@ -1,0 +1,277 @@
+"""The properties of chapter 2's ``exercises.autograd`` accept every correct implementation and name
+each realistic mistake, in the visible checks and in the hidden tests alike.
+
+Each variant is the reference with one change. The properties run in-process here, exactly as the
+visible check runs them; test_layers_grading.py runs the hidden suite through the real sandbox.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exercises.checks import Property, evaluate
+from exercises.checks.autograd import numerical_gradient_check, relative_error_check, value_check
+from exercises.checks.program import Program, run_program
+from grading import PROJECT_ROOT
+from grading.stubs import strip_markers
+from grading.suite import load_suite
+
+REFERENCE = strip_markers((PROJECT_ROOT / "solutions" / "autograd.py").read_text(encoding="utf-8"))
+STUB = (PROJECT_ROOT / "exercises" / "autograd.py").read_text(encoding="utf-8")
+CHECKS = {"Value": value_check, "numerical_gradient": numerical_gradient_check, "relative_error": relative_error_check}
+
+
+def variant(*changes: tuple[str, str]) -> str:
+    """The reference with each ``(old, new)`` replaced once: a mistake or a correct alternative."""
+    source = REFERENCE
+    for old, new in changes:
+        assert old in source, f"the reference no longer contains {old!r}; update the variant"
+        source = source.replace(old, new, 1)
+    return source
+
+
+def hidden_properties(exercise: str) -> list[Property]:
+    return [t.build() for t in load_suite() if t.exercise == exercise and t.name.startswith("autograd.")]
+
+
+def all_properties(exercise: str) -> list[Property]:
+    return CHECKS[exercise]() + hidden_properties(exercise)
+
+
+@pytest.fixture
+def install(tmp_path: Path) -> Iterator[Callable[[str], Callable[[Program], dict[str, Any]]]]:
+    """Install an autograd.py source as a throwaway package; return a program runner for it."""
+    made = []
+
+    def install(source: str) -> Callable[[Program], dict[str, Any]]:
+        name = f"variant_{uuid.uuid4().hex[:8]}"
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / name / "autograd.py").write_text(source)
+        made.append(name)
+        return lambda program: run_program(program.steps, program.fetches, package=name, forbidden=program.forbidden)
+
+    sys.path.insert(0, str(tmp_path))
+    yield install
+    sys.path.remove(str(tmp_path))
+    for name in made:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
+
+
+# ----------------------------------------------------------------------------- correct alternatives
+
+RECURSIVE_TOPO = '''        order: list[Value] = []
+        visited: set[Value] = set()
+
+        def build(v):
+            if v not in visited:
+                visited.add(v)
+                for child in v._prev:
+                    build(child)
+                order.append(v)
+
+        build(self)
+        self.grad = 1.0
+        for node in reversed(order):
+            node._backward()
+'''
+BACKWARD_BODY = REFERENCE[REFERENCE.index("        # Depth-first search that appends"):REFERENCE.index("\n\ndef numerical_gradient")] + "\n"
+SIGMOID_BODY = REFERENCE[REFERENCE.index("        x = self.data\n        s = 1 / (1 + math.exp"):
+                         REFERENCE.index("    def relu(self)")]
+TANH_LINE = "        t = math.tanh(self.data)\n"
+GRADIENT_LOOP = REFERENCE[REFERENCE.index("    grad = torch.zeros_like(x)\n    for index"):REFERENCE.index("\n\ndef _as_tensor")] + "\n"
+RELATIVE_BODY = REFERENCE[REFERENCE.index("    a64, b64 = (t.detach()"):]
+
+CORRECT = {
+    "reference": REFERENCE,
+    "micrograd's recursive topological sort": variant((BACKWARD_BODY, RECURSIVE_TOPO)),
+    "children kept in a set, as micrograd does": variant(("        self._prev = tuple(_children)\n",
+                                                          "        self._prev = set(_children)\n")),
+    "sigmoid built from tanh": variant((SIGMOID_BODY, "        return ((self * 0.5).tanh() + 1) * 0.5\n\n")),
+    "sigmoid as 1 / (1 + exp(-x))": variant(("        s = 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))",
+                                             "        s = 1 / (1 + math.exp(-x))")),
+    "tanh from exp, as micrograd does": variant((TANH_LINE, "        t = (math.exp(2 * self.data) - 1) / (math.exp(2 * self.data) + 1)\n")),
+    "division with its own derivative": variant(("        return self * other**-1\n",
+                                                 "        other = _as_value(other)\n"
+                                                 "        out = Value(self.data / other.data, (self, other), '/')\n\n"
+                                                 "        def _backward():\n"
+                                                 "            self.grad += out.grad / other.data\n"
+                                                 "            other.grad += -self.data / other.data**2 * out.grad\n\n"
+                                                 "        out._backward = _backward\n"
+                                                 "        return out\n")),
+    "subtraction via multiplication by -1": variant(("        return self + (-other)\n", "        return self + other * -1\n")),
+    "reflected ops through Value(other)": variant(("        return (-self) + other\n", "        return Value(other) - self\n"),
+                                                  ("        return self**-1 * other\n", "        return Value(other) / self\n")),
+    "numerical gradient on a perturbed copy": variant((GRADIENT_LOOP,
+        "    grad = torch.zeros_like(x)\n"
+        "    for index in itertools.product(*(range(n) for n in x.shape)):\n"
+        "        plus, minus = x.clone(), x.clone()\n"
+        "        plus[index] += h\n"
+        "        minus[index] -= h\n"
+        "        grad[index] = (f(plus) - f(minus)) / (2 * h)\n"
+        "    return grad\n")),
+    "relative error without float64 conversion": variant((RELATIVE_BODY,
+        "    if a.numel() == 0:\n        return 0.0\n"
+        "    return ((a - b).abs() / torch.clamp(a.abs() + b.abs(), min=1e-8)).max().item()\n")),
+}
+
+
+@pytest.mark.parametrize("name", CORRECT)
+def test_correct_implementations_pass_every_visible_and_hidden_property(name: str, install) -> None:
+    run = install(CORRECT[name])
+    for exercise in CHECKS:
+        for prop in all_properties(exercise):
+            assert evaluate(prop, run) == (True, ""), f"{name}: {prop.exercise}: {prop.title}"
+
+
+# ----------------------------------------------------------------------------- realistic mistakes
+
+ADD_BACKWARD = "            self.grad += out.grad\n            other.grad += out.grad\n"
+MUL_BACKWARD = "            self.grad += other.data * out.grad\n            other.grad += self.data * out.grad\n"
+
+MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, words the diagnosis must contain)
+    "= instead of += in addition": (variant((ADD_BACKWARD, "            self.grad = out.grad\n            other.grad = out.grad\n")),
+                                    "Value", "holds only one use's contribution"),
+    "= instead of += in multiplication": (variant((MUL_BACKWARD, "            self.grad = other.data * out.grad\n"
+                                                                 "            other.grad = self.data * out.grad\n")),
+                                          "Value", "holds only one use's contribution"),
+    "breadth-first order": (variant((BACKWARD_BODY,
+        "        from collections import deque\n"
+        "        self.grad = 1.0\n        queue, seen = deque([self]), {self}\n"
+        "        while queue:\n            node = queue.popleft()\n            node._backward()\n"
+        "            for child in node._prev:\n                if child not in seen:\n"
+        "                    seen.add(child)\n                    queue.append(child)\n")),
+        "Value", "ran before every node using it had added its share"),
+    "depth-first without a visited set or topological order": (variant((BACKWARD_BODY,
+        "        self.grad = 1.0\n        stack = [self]\n"
+        "        while stack:\n            node = stack.pop()\n            node._backward()\n"
+        "            stack.extend(node._prev)\n")),
+        "Value", "ran more than once"),
+    "topological order not reversed": (variant(("        for node in reversed(order):\n", "        for node in order:\n")),
+                                       "Value", "reverse topological order"),
+    "backward never seeds the output's grad": (variant(("        self.grad = 1.0\n        for node", "        for node")),
+                                               "Value", "must set the output's grad to 1.0"),
+    "tanh derivative from the input": (variant(("            self.grad += (1 - t * t) * out.grad\n",
+                                                "            self.grad += (1 - self.data**2) * out.grad\n")),
+                                       "Value", "1 − x² with the input x"),
+    "tanh derivative without the square": (variant(("            self.grad += (1 - t * t) * out.grad\n",
+                                                    "            self.grad += (1 - t) * out.grad\n")),
+                                           "Value", "without the square"),
+    "tanh without the chain rule": (variant(("            self.grad += (1 - t * t) * out.grad\n",
+                                             "            self.grad += 1 - t * t\n")),
+                                    "Value", "multiply it by out.grad"),
+    "sigmoid derivative is sigma": (variant(("            self.grad += s * (1 - s) * out.grad\n",
+                                             "            self.grad += s * out.grad\n")),
+                                    "Value", "σ(x) alone"),
+    "log derivative is log": (variant(("            self.grad += out.grad / self.data\n",
+                                       "            self.grad += math.log(self.data) * out.grad\n")),
+                              "Value", "ln(x); the derivative of ln(x) is 1/x"),
+    "log derivative divides by the output": (variant(("            self.grad += out.grad / self.data\n",
+                                                      "            self.grad += out.grad / out.data\n")),
+                                             "Value", "dividing by the output"),
+    "power rule without n": (variant(("            self.grad += exponent * self.data ** (exponent - 1) * out.grad\n",
+                                      "            self.grad += self.data ** (exponent - 1) * out.grad\n")),
+                             "Value", "without the factor n"),
+    "power rule keeps the exponent": (variant(("            self.grad += exponent * self.data ** (exponent - 1) * out.grad\n",
+                                               "            self.grad += exponent * self.data**exponent * out.grad\n")),
+                                      "Value", "the exponent of the derivative is n − 1"),
+    "exp derivative is x": (variant(("            self.grad += out.data * out.grad\n",
+                                     "            self.grad += self.data * out.grad\n")),
+                            "Value", "the derivative of e^x is e^x"),
+    "multiplication passes each input its own value": (variant((MUL_BACKWARD, "            self.grad += self.data * out.grad\n"
+                                                                              "            other.grad += other.data * out.grad\n")),
+                                                       "Value", "the *other* input"),
+    "reflected subtraction in the wrong order": (variant(("        return (-self) + other\n", "        return self - other\n")),
+                                                 "Value", "reflected −"),
+    "no __rmul__": (variant(('''    def __rmul__(self, other: float) -> Value:''', '''    def _unused(self, other: float) -> Value:''')),
+                    "Value", "unsupported operand"),
+    "forward difference": (variant(("        grad[index] = (f_plus - f_minus) / (2 * h)\n",
+                                    "        grad[index] = (f_plus - float(f(x))) / h\n")),
+                           "numerical_gradient", "one-sided (forward)"),
+    "divides by h instead of 2h": (variant(("        grad[index] = (f_plus - f_minus) / (2 * h)\n",
+                                            "        grad[index] = (f_plus - f_minus) / h\n")),
+                                   "numerical_gradient", "divide by 2h"),
+    "ignores h": (variant(("        x[index] = old + h\n", "        x[index] = old + 1e-5\n"),
+                          ("        x[index] = old - h\n", "        x[index] = old - 1e-5\n"),
+                          ("        grad[index] = (f_plus - f_minus) / (2 * h)\n",
+                           "        grad[index] = (f_plus - f_minus) / 2e-5\n")),
+                  "numerical_gradient", "ignored its argument h"),
+    "x not restored": (variant(("        x[index] = old  # put back", "        # put back")),
+                       "numerical_gradient", "left x modified"),
+    "x restored by adding h back": (variant(("        x[index] = old + h\n", "        x[index] += h\n"),
+                                            ("        x[index] = old - h\n", "        x[index] -= 2 * h\n"),
+                                            ("        x[index] = old  # put back", "        x[index] += h  # put back")),
+                                    "numerical_gradient", "left x changed in its last bits"),
+    "perturbs a reshaped copy": (variant((GRADIENT_LOOP,
+        "    grad = torch.zeros(x.numel(), dtype=x.dtype)\n    flat = x.reshape(-1)\n"
+        "    for i in range(flat.numel()):\n        old = flat[i].item()\n"
+        "        flat[i] = old + h\n        fp = float(f(x))\n        flat[i] = old - h\n        fm = float(f(x))\n"
+        "        flat[i] = old\n        grad[i] = (fp - fm) / (2 * h)\n    return grad.reshape(x.shape)\n")),
+        "numerical_gradient", "all zeros"),
+    "relative error without the 1e-8 floor": (variant((".clamp(min=1e-8)", "")), "relative_error", "returned nan"),
+    "relative error averaged": (variant(("    return float(((a64 - b64).abs() / denominator).max())",
+                                         "    return float(((a64 - b64).abs() / denominator).mean())")),
+                                "relative_error", "averaged"),
+    "relative error over max(|a|, |b|)": (variant(("(a64.abs() + b64.abs())", "torch.maximum(a64.abs(), b64.abs())")),
+                                          "relative_error", "divides by max(|a|, |b|)"),
+    "relative error returns a tensor": (variant(("    return float(((a64 - b64).abs() / denominator).max())",
+                                                 "    return ((a64 - b64).abs() / denominator).max()")),
+                                        "relative_error", "must return a Python float"),
+    "relative error in float32": (variant(("    a64, b64 = (t.detach().to(\"cpu\", torch.float64) for t in (a, b))",
+                                           "    a64, b64 = a.float(), b.float()")),
+                                  "relative_error", "differs from max"),
+}
+
+
+# Caught by the hidden tests only: their inputs include what the visible check does not show.
+HIDDEN_ONLY = {"perturbs a reshaped copy"}  # x non-contiguous: x.reshape(-1) is then a copy
+
+
+def _failures(props: list[Property], run) -> list[str]:
+    return [message for prop in props for passed, message in [evaluate(prop, run)] if not passed]
+
+
+@pytest.mark.parametrize("name", MISTAKES)
+def test_each_mistake_fails_visible_and_hidden_with_its_diagnosis(name: str, install) -> None:
+    source, exercise, words = MISTAKES[name]
+    run = install(source)
+    visible, hidden = _failures(CHECKS[exercise](), run), _failures(hidden_properties(exercise), run)
+    if name not in HIDDEN_ONLY:
+        assert any(words in m for m in visible), f"{name}: visible check says {visible}"
+    assert any(words in m for m in hidden), f"{name}: hidden tests say {hidden}"
+    for other in CHECKS:  # a mistake in one exercise costs no other exercise anything
+        if other != exercise:
+            assert _failures(CHECKS[other](), run) == [], f"{name} broke {other}"
+
+
+def test_the_stub_fails_every_property_as_not_implemented(install) -> None:
+    run = install(STUB)
+    for exercise in CHECKS:
+        for prop in all_properties(exercise):
+            passed, message = evaluate(prop, run)
+            assert not passed and "not implemented yet" in message, (prop.title, message)
+
+
+def test_calling_torch_autograd_inside_value_is_refused(install) -> None:
+    source = variant(("        self.grad = 1.0\n        for node", "        import torch\n"
+                      "        t = torch.ones((), requires_grad=True)\n        (t * 2).backward()\n"
+                      "        self.grad = 1.0\n        for node"))
+    run = install(source)
+    failures = _failures(value_check(), run)
+    assert failures and all("torch.Tensor.backward" in m for m in failures)
+
+
+def test_value_agrees_with_torch_on_every_hidden_expression_to_1e_6(install) -> None:
+    """The 'done when' of the issue: value and every gradient of composed expressions, nodes reused."""
+    run = install(REFERENCE)
+    graphs = [t for t in load_suite() if t.name.startswith("autograd.value_graph")]
+    assert len(graphs) >= 4
+    for test in graphs:
+        assert evaluate(test.build(), run) == (True, ""), test.name
