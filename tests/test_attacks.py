@@ -12,7 +12,7 @@ import io
 import json
 import os
 import socket
-import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -294,10 +294,27 @@ def test_printed_output_and_hidden_inputs_never_reach_feedback(batch) -> None:
                 assert line.strip() not in text, (path.name, line)
 
 
+def _sandbox_processes() -> dict[int, int]:
+    """``{pid: parent pid}`` of every live process started from ``sandbox_child.py``: the fork
+    server, its zygotes, and whatever learner code forked (they all share the server's command line)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"sandbox_child.py" in (entry / "cmdline").read_bytes():
+                found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass  # it ended while we looked
+    return found
+
+
 def test_no_process_outlives_the_batch(batch) -> None:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "time.sleep(600)" not in ps
-    assert sum(1 for line in ps.splitlines() if "sandbox_child" in line and "--server" not in line) == 0
+    # Only this process's fork server may remain (it serves the next batch). Killed processes take a
+    # moment to go, so wait a little before calling anything a survivor.
+    deadline = time.monotonic() + 15
+    while (strays := {pid for pid, parent in _sandbox_processes().items() if parent != os.getpid()}) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not strays, f"sandbox processes still running after the batch (pids {sorted(strays)})"
 
 
 def test_the_isolation_report_names_what_is_in_force(batch) -> None:
