@@ -116,6 +116,7 @@ def main() -> int:
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
     parser.add_argument("--slow", action="append", default=None, help="hidden tests (name parts) left out of A'")
     parser.add_argument("--skip-full", action="store_true", help="do not time A (the full suite, with its training test)")
+    parser.add_argument("--skip-nbgrader", action="store_true", help="time only A and A' (no B, C, D)")
     args = parser.parse_args()
     args.slow = args.slow or ["cnn_budget"]
 
@@ -141,23 +142,24 @@ def main() -> int:
         a2 = measure(f"A' grade, full hidden suite but {', '.join(args.slow)}",
                      [[*grade, *excluded, str(work / "submissions"), "-o", str(work / "out-a2")]], ROOT, args.n)
 
-        course = work / "course"
-        chapters = build_course(course)
-        generate_all(course, list(chapters))
-        write_nbgrader_submissions(course, args.n)
-        print(f"nbgrader assignments: {', '.join(chapters)} ({sum(len(e) for e in chapters.values())} exercises)")
-        b = measure("B  grade, the nbgrader assignments' tests", [[*grade, str(course), "-o", str(work / "out-b")]],
-                    ROOT, args.n)
-        c = measure("C  nbgrader autograde (project configuration)",
-                    [["nbgrader", "autograde", chapter, "--force"] for chapter in chapters], course, args.n)
-        print(f"ratio C/B (nbgrader autograde / grade command): {c['wall'] / b['wall']:.1f}x wall, "
-              f"{c['cpu'] / b['cpu']:.1f}x CPU")
-        if args.execute_notebooks:
-            build_course(course, execute_learner_cells=True)
-            d = measure("D  nbgrader autograde, executing learners' notebooks",
+        if not args.skip_nbgrader:
+            course = work / "course"
+            chapters = build_course(course)
+            generate_all(course, list(chapters))
+            write_nbgrader_submissions(course, args.n)
+            print(f"nbgrader assignments: {', '.join(chapters)} ({sum(len(e) for e in chapters.values())} exercises)")
+            b = measure("B  grade, the nbgrader assignments' tests", [[*grade, str(course), "-o", str(work / "out-b")]],
+                        ROOT, args.n)
+            c = measure("C  nbgrader autograde (project configuration)",
                         [["nbgrader", "autograde", chapter, "--force"] for chapter in chapters], course, args.n)
-            print(f"ratio D/B (nbgrader executing notebooks / grade command): {d['wall'] / b['wall']:.1f}x wall, "
-                  f"{d['cpu'] / b['cpu']:.1f}x CPU")
+            print(f"ratio C/B (nbgrader autograde / grade command): {c['wall'] / b['wall']:.1f}x wall, "
+                  f"{c['cpu'] / b['cpu']:.1f}x CPU")
+            if args.execute_notebooks:
+                build_course(course, execute_learner_cells=True)
+                d = measure("D  nbgrader autograde, executing learners' notebooks",
+                            [["nbgrader", "autograde", chapter, "--force"] for chapter in chapters], course, args.n)
+                print(f"ratio D/B (nbgrader executing notebooks / grade command): {d['wall'] / b['wall']:.1f}x wall, "
+                      f"{d['cpu'] / b['cpu']:.1f}x CPU")
         for label, result in (("A", a), ("A'", a2)):
             if result is None:
                 continue

@@ -295,7 +295,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=("cpu", "gpu", "all"), default="all")
     parser.add_argument("--mnist", type=Path, default=DATASETS / "mnist", help="folder of the four MNIST IDX .gz files")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs of the reference MNIST recipe")
+    parser.add_argument("--epochs", type=int, default=5, help="epochs of the reference MNIST recipe")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the reference MNIST recipe")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--peak-lr", type=float, default=0.1)
     parser.add_argument("--examples-epochs", type=int, default=14, help="epochs of PyTorch's example (14 is its default)")
@@ -315,7 +316,8 @@ def main() -> int:
         if args.limit:
             xtr, ytr = xtr[:args.limit], ytr[:args.limit]
             print(f"  (smoke test: training on the first {args.limit} digits only)")
-        ours = reference_mnist(xtr, ytr, xte, yte, epochs=args.epochs, batch_size=args.batch_size, peak_lr=args.peak_lr)
+        ours = reference_mnist(xtr, ytr, xte, yte, epochs=args.epochs, batch_size=args.batch_size, peak_lr=args.peak_lr,
+                               seed=args.seed)
         show(ours)
         if not args.skip_examples:
             theirs = examples_mnist(xtr, ytr, xte, yte, epochs=args.examples_epochs)

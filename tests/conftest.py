@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
+import uuid
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import exercises
+from exercises.checks.program import Program, run_program
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
 
@@ -36,6 +42,46 @@ def write_submission(root: Path, learner: str, layers_source: str, as_zip: bool 
     (package / "__init__.py").write_text("")
     (package / "layers.py").write_text(layers_source)
     return root / learner
+
+
+def module_installer(module: str, folder: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Callable[[Program], dict[str, Any]]]:
+    """``put(source)`` makes ``exercises.<module>`` the file ``source`` (written in ``folder``) and returns
+    a runner for programs against it. Undo with ``forget_module(module)`` after the test."""
+    monkeypatch.setattr(exercises, "__path__", [str(folder), *exercises.__path__])
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+
+    def put(source: str) -> Callable[[Program], dict[str, Any]]:
+        (folder / f"{module}.py").write_text(source, encoding="utf-8")
+        sys.modules.pop(f"exercises.{module}", None)
+        return lambda program: run_program(program.steps, program.fetches, forbidden=program.forbidden)
+
+    return put
+
+
+def forget_module(module: str) -> None:
+    sys.modules.pop(f"exercises.{module}", None)
+
+
+def throwaway_packages(filename: str, folder: Path) -> Iterator[Callable[[str], Callable[[Program], dict[str, Any]]]]:
+    """For a generator fixture: ``install(source)`` puts ``source`` as ``filename`` in a new package of
+    its own under ``folder`` and returns a runner for programs against it; all are removed afterwards."""
+    made = []
+
+    def install(source: str) -> Callable[[Program], dict[str, Any]]:
+        name = f"variant_{uuid.uuid4().hex[:8]}"
+        (folder / name).mkdir()
+        (folder / name / "__init__.py").write_text("")
+        (folder / name / filename).write_text(source)
+        made.append(name)
+        return lambda program: run_program(program.steps, program.fetches, package=name, forbidden=program.forbidden)
+
+    sys.path.insert(0, str(folder))
+    yield install
+    sys.path.remove(str(folder))
+    for name in made:
+        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+            del sys.modules[key]
 
 
 @pytest.fixture

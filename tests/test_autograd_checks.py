@@ -7,8 +7,6 @@ visible check runs them; test_layers_grading.py runs the hidden suite through th
 
 from __future__ import annotations
 
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +15,11 @@ import pytest
 
 from exercises.checks import Property, evaluate
 from exercises.checks.autograd import numerical_gradient_check, relative_error_check, value_check
-from exercises.checks.program import Program, run_program
+from exercises.checks.program import Program
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
 from grading.suite import load_suite
+from tests.conftest import throwaway_packages
 
 REFERENCE = strip_markers((PROJECT_ROOT / "solutions" / "autograd.py").read_text(encoding="utf-8"))
 STUB = (PROJECT_ROOT / "exercises" / "autograd.py").read_text(encoding="utf-8")
@@ -46,23 +45,8 @@ def all_properties(exercise: str) -> list[Property]:
 
 @pytest.fixture
 def install(tmp_path: Path) -> Iterator[Callable[[str], Callable[[Program], dict[str, Any]]]]:
-    """Install an autograd.py source as a throwaway package; return a program runner for it."""
-    made = []
-
-    def install(source: str) -> Callable[[Program], dict[str, Any]]:
-        name = f"variant_{uuid.uuid4().hex[:8]}"
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
-        (tmp_path / name / "autograd.py").write_text(source)
-        made.append(name)
-        return lambda program: run_program(program.steps, program.fetches, package=name, forbidden=program.forbidden)
-
-    sys.path.insert(0, str(tmp_path))
-    yield install
-    sys.path.remove(str(tmp_path))
-    for name in made:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
+    """Install a autograd.py source as a throwaway package; return a program runner for it."""
+    yield from throwaway_packages("autograd.py", tmp_path)
 
 
 # ----------------------------------------------------------------------------- correct alternatives

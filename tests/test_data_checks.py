@@ -26,9 +26,9 @@ from exercises.checks.data import (
     random_hflip_check,
     stratified_split_check,
 )
-from exercises.checks.program import run_program
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
+from tests.conftest import forget_module, module_installer
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "data.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -461,24 +461,11 @@ MISTAKES = {  # exercise -> variant -> (body, words the diagnosis must contain)
 }
 
 
-def make_installer(tmp_path: Path, monkeypatch):
-    """``put(source)`` makes ``exercises.data`` the file ``source`` and returns a runner for programs against it."""
-    monkeypatch.setattr(exercises, "__path__", [str(tmp_path), *exercises.__path__])
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-
-    def put(source: str):
-        (tmp_path / "data.py").write_text(source, encoding="utf-8")
-        sys.modules.pop("exercises.data", None)
-        return lambda program: run_program(program.steps, program.fetches, forbidden=program.forbidden)
-
-    return put
-
-
 @pytest.fixture
 def install(tmp_path: Path, monkeypatch):
     """Make ``exercises.data`` a file the test writes; return a runner for programs against it."""
-    yield make_installer(tmp_path, monkeypatch)
-    sys.modules.pop("exercises.data", None)
+    yield module_installer("data", tmp_path, monkeypatch)
+    forget_module("data")
 
 
 def _failures(exercise: str, run) -> list[str]:

@@ -5,20 +5,20 @@ diagnosis. (test_data_grading.py runs a few of these through the real grader and
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from exercises.checks import evaluate
 from grading.suite import load_suite
-from tests.test_data_checks import CORRECT, MISTAKES, REFERENCE, make_installer, with_body
+from tests.conftest import forget_module, module_installer
+from tests.test_data_checks import CORRECT, MISTAKES, REFERENCE, with_body
 
 
 @pytest.fixture
 def install(tmp_path: Path, monkeypatch):
-    yield make_installer(tmp_path, monkeypatch)
-    sys.modules.pop("exercises.data", None)
+    yield module_installer("data", tmp_path, monkeypatch)
+    forget_module("data")
 
 
 def _hidden(exercise: str) -> list:

@@ -8,8 +8,6 @@ visible check runs them; test_layers_grading.py runs the hidden suite through th
 
 from __future__ import annotations
 
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,10 +27,11 @@ from exercises.checks.layers import (
     tanh_check,
     two_layer_net_check,
 )
-from exercises.checks.program import Program, run_program
+from exercises.checks.program import Program
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
 from grading.suite import load_suite
+from tests.conftest import throwaway_packages
 
 REFERENCE = strip_markers((PROJECT_ROOT / "solutions" / "layers.py").read_text(encoding="utf-8"))
 STUB = (PROJECT_ROOT / "exercises" / "layers.py").read_text(encoding="utf-8")
@@ -78,22 +77,7 @@ def visible_properties(exercise: str) -> list[Property]:
 @pytest.fixture
 def install(tmp_path: Path) -> Iterator[Callable[[str], Callable[[Program], dict[str, Any]]]]:
     """Install a layers.py source as a throwaway package; return a program runner for it."""
-    made = []
-
-    def install(source: str) -> Callable[[Program], dict[str, Any]]:
-        name = f"variant_{uuid.uuid4().hex[:8]}"
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
-        (tmp_path / name / "layers.py").write_text(source)
-        made.append(name)
-        return lambda program: run_program(program.steps, program.fetches, package=name, forbidden=program.forbidden)
-
-    sys.path.insert(0, str(tmp_path))
-    yield install
-    sys.path.remove(str(tmp_path))
-    for name in made:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
+    yield from throwaway_packages("layers.py", tmp_path)
 
 
 def _failures(props: list[Property], run) -> list[str]:

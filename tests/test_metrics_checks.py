@@ -32,9 +32,9 @@ from exercises.checks.metrics import (
     top_k_accuracy_check,
     tta_predict_check,
 )
-from exercises.checks.program import run_program
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
+from tests.conftest import forget_module, module_installer
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "metrics.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -425,16 +425,8 @@ MISTAKES = {  # exercise -> variant -> (body, words the diagnosis must contain)
 @pytest.fixture
 def install(tmp_path: Path, monkeypatch):
     """Make ``exercises.metrics`` a file the test writes; return a runner for programs against it."""
-    monkeypatch.setattr(exercises, "__path__", [str(tmp_path), *exercises.__path__])
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-
-    def put(source: str):
-        (tmp_path / "metrics.py").write_text(source, encoding="utf-8")
-        sys.modules.pop("exercises.metrics", None)
-        return lambda program: run_program(program.steps, program.fetches, forbidden=program.forbidden)
-
-    yield put
-    sys.modules.pop("exercises.metrics", None)
+    yield module_installer("metrics", tmp_path, monkeypatch)
+    forget_module("metrics")
 
 
 def _failures(exercise: str, run) -> list[str]:

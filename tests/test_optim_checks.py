@@ -6,18 +6,16 @@ here, as the visible checks run them; test_train_grading.py runs the hidden test
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-import exercises
 from exercises.checks import evaluate
 from exercises.checks.optim import adamw_check, sgd_check, warmup_cosine_check
-from exercises.checks.program import run_program
 from grading import PROJECT_ROOT
 from grading.stubs import BEGIN, END, strip_markers
+from tests.conftest import forget_module, module_installer
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "optim.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -273,16 +271,8 @@ MISTAKES = {  # exercise -> name -> (body, words the diagnosis of some property 
 @pytest.fixture
 def install(tmp_path: Path, monkeypatch):
     """Make ``exercises.optim`` a file the test writes; return a runner for programs against it."""
-    monkeypatch.setattr(exercises, "__path__", [str(tmp_path), *exercises.__path__])
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-
-    def put(source: str):
-        (tmp_path / "optim.py").write_text(source, encoding="utf-8")
-        sys.modules.pop("exercises.optim", None)
-        return lambda program: run_program(program.steps, program.fetches, forbidden=program.forbidden)
-
-    yield put
-    sys.modules.pop("exercises.optim", None)
+    yield module_installer("optim", tmp_path, monkeypatch)
+    forget_module("optim")
 
 
 def _failures(exercise: str, run) -> list[str]:

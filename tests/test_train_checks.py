@@ -8,16 +8,13 @@ sandbox.
 from __future__ import annotations
 
 import re
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
-import exercises
 from exercises.checks import evaluate
-from exercises.checks.program import run_program
 from exercises.checks.train import (
     OnLoaderDevice,
     build_cnn_check,
@@ -29,6 +26,7 @@ from exercises.checks.train import (
 )
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
+from tests.conftest import forget_module, module_installer
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "train.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -239,16 +237,8 @@ def _properties(exercise: str, only: str | None = None) -> list:
 @pytest.fixture
 def install(tmp_path: Path, monkeypatch):
     """Make ``exercises.train`` a file the test writes; return a runner for programs against it."""
-    monkeypatch.setattr(exercises, "__path__", [str(tmp_path), *exercises.__path__])
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-
-    def put(source: str):
-        (tmp_path / "train.py").write_text(source, encoding="utf-8")
-        sys.modules.pop("exercises.train", None)
-        return lambda program: run_program(program.steps, program.fetches, forbidden=program.forbidden)
-
-    yield put
-    sys.modules.pop("exercises.train", None)
+    yield module_installer("train", tmp_path, monkeypatch)
+    forget_module("train")
 
 
 def _failures(props: list, run) -> list[str]:
