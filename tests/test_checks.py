@@ -7,7 +7,6 @@ visible check runs them; test_grading.py runs the same through the sandbox.
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ import torch
 import exercises
 from exercises.checks import CheckFailed, check, evaluate
 from exercises.checks.layers import relu_check
-from exercises.checks.program import run_program
-from tests.conftest import BACKWARD_LINE, FORWARD_LINE, REFERENCE_LAYERS, STUB_LAYERS, variant
+from tests.conftest import BACKWARD_LINE, FORWARD_LINE, REFERENCE_LAYERS, STUB_LAYERS, throwaway_packages, variant
 
 CORRECT = {
     "reference": REFERENCE_LAYERS,
@@ -51,23 +49,8 @@ MISTAKES = {  # variant -> (failing exercise, words the diagnosis must contain)
 
 @pytest.fixture
 def as_package(tmp_path: Path):
-    """Install a layers.py source as a throwaway package and return a program runner for it."""
-    made = []
-
-    def install(source: str):
-        name = f"variant_{uuid.uuid4().hex[:8]}"
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
-        (tmp_path / name / "layers.py").write_text(source)
-        made.append(name)
-        return lambda program: run_program(program.steps, program.fetches, package=name)
-
-    sys.path.insert(0, str(tmp_path))
-    yield install
-    sys.path.remove(str(tmp_path))
-    for name in made:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
+    """Install a layers.py source as a throwaway package; return a program runner for it."""
+    yield from throwaway_packages("layers.py", tmp_path)
 
 
 @pytest.mark.parametrize("name", CORRECT)

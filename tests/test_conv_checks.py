@@ -7,7 +7,6 @@ visible checks run them; test_conv_grading.py runs the hidden suite through the 
 from __future__ import annotations
 
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,10 @@ import torch
 
 import exercises
 from exercises.checks import _REGISTRY, CheckFailed, _load_registry, check, evaluate
-from exercises.checks.program import Program, run_program
+from exercises.checks.program import Program
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
-from tests.conftest import variant
+from tests.conftest import throwaway_packages, variant
 
 REFERENCE = strip_markers((PROJECT_ROOT / "solutions" / "conv.py").read_text(encoding="utf-8"))
 STUB = (PROJECT_ROOT / "exercises" / "conv.py").read_text(encoding="utf-8")
@@ -269,23 +268,7 @@ MISTAKES = {  # name -> (source, {failing exercise: words its diagnosis must con
 @pytest.fixture(scope="module")
 def as_package(tmp_path_factory):
     """Install a conv.py source as a throwaway package; return a program runner for it."""
-    root = tmp_path_factory.mktemp("variants")
-    made = []
-
-    def install(source: str):
-        name = f"conv_variant_{uuid.uuid4().hex[:8]}"
-        (root / name).mkdir()
-        (root / name / "__init__.py").write_text("")
-        (root / name / "conv.py").write_text(source)
-        made.append(name)
-        return lambda program: run_program(program.steps, program.fetches, package=name, forbidden=program.forbidden)
-
-    sys.path.insert(0, str(root))
-    yield install
-    sys.path.remove(str(root))
-    for name in made:
-        for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-            del sys.modules[key]
+    yield from throwaway_packages("conv.py", tmp_path_factory.mktemp("variants"))
 
 
 def _properties(checks: list[str]):
