@@ -222,6 +222,10 @@ MISTAKES = {  # exercise -> name -> (body, words some diagnosis must contain[, p
             for f in (random.seed, np.random.seed, torch.manual_seed):
                 f(seed + 1)
         """, "with the seed itself"),
+        "the course's helper instead of your own": ("""
+            from exercises.seeding import seed_everything
+            seed_everything(seed)
+        """, "called exercises.seeding.seed_everything, which this exercise must not use"),
     },
 }
 

@@ -320,5 +320,5 @@ def _run_steps(
     if used:
         raise StepFailed(_describe(step), "ForbiddenCall",
                          f"{_describe(step).rpartition('.')[2]} called {used[0]}, which this exercise must not use: "
-                         "compute it by hand from basic tensor operations.")
+                         "the point is to write that part yourself.")
     return {name: deref(ref) for name, ref in fetches.items()}
