@@ -78,6 +78,14 @@ CORRECT = {
                 g = g + mu * buf if group["nesterov"] else buf
             p.data -= lr * g
         """),
+        "new tensors through p.data, no in-place update": sgd("""
+            d_p = p.grad + wd * p.data
+            if mu:
+                st = self.state[p]
+                st["v"] = d_p.clone() if "v" not in st else mu * st["v"] + d_p
+                d_p = d_p + mu * st["v"] if group["nesterov"] else st["v"]
+            p.data = p.data - lr * d_p
+        """),
         "foreach over a group": """
             for group in self.param_groups:
                 params = [p for p in group["params"] if p.grad is not None]
@@ -98,6 +106,13 @@ CORRECT = {
         """,
     },
     "AdamW": {
+        "step size folded, ε scaled (Adam paper's form)": adam("""
+            p.data.mul_(1 - lr * wd)
+            m.mul_(beta1).add_(g, alpha=1 - beta1)
+            v.mul_(beta2).add_(g.pow(2), alpha=1 - beta2)
+            step_size = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+            p.data.addcdiv_(m, v.sqrt().add(eps * math.sqrt(1 - beta2 ** t)), value=-step_size)
+        """),
         "explicit m̂ and v̂": adam("""
             p.mul_(1 - lr * wd)
             m.mul_(beta1).add_((1 - beta1) * g)
@@ -107,6 +122,19 @@ CORRECT = {
         """),
     },
     "warmup_cosine_lr": {
+        "NumPy's cos (a float64)": """
+            import numpy as np
+            if step < warmup_steps:
+                return peak_lr * (step + 1) / warmup_steps
+            t = np.clip((step - warmup_steps) / max(1, total_steps - warmup_steps), 0, 1)
+            return final_lr + 0.5 * (peak_lr - final_lr) * (1 + np.cos(np.pi * t))
+        """,
+        "float32 tensors, then .item()": """
+            if step < warmup_steps:
+                return torch.tensor(peak_lr * (step + 1) / warmup_steps).item()
+            t = torch.tensor((step - warmup_steps) / max(1, total_steps - warmup_steps)).clamp(max=1.0)
+            return (final_lr + 0.5 * (peak_lr - final_lr) * (1 + torch.cos(torch.pi * t))).item()
+        """,
         "branch on the phase": """
             if step >= warmup_steps:
                 progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
@@ -257,12 +285,12 @@ MISTAKES = {  # exercise -> name -> (body, words the diagnosis of some property 
             t = torch.tensor(min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps)))
             return final_lr + 0.5 * (peak_lr - final_lr) * (1 + torch.cos(math.pi * t))
         """, "returned a tensor"),
-        "a NumPy float": ("""
+        "a NumPy float32 (not a float, unlike NumPy's float64)": ("""
             import numpy as np
             if step < warmup_steps:
-                return np.float64(peak_lr * (step + 1) / warmup_steps)
+                return np.float32(peak_lr * (step + 1) / warmup_steps)
             t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-            return final_lr + 0.5 * (peak_lr - final_lr) * (1 + np.cos(np.pi * t))
+            return np.float32(final_lr + 0.5 * (peak_lr - final_lr) * (1 + np.cos(np.pi * t)))
         """, "must return a Python float"),
     },
 }

@@ -80,6 +80,33 @@ CORRECT = {
             total="total += loss.item() * y.shape[0]"),
     },
     "evaluate": {
+        "all logits at once, float32 accuracy": """
+            model.eval()
+            outs, ys = [], []
+            with torch.no_grad():
+                for x, y in loader:
+                    outs.append(model(x.to(device)).float())
+                    ys.append(y.to(device))
+            logits, labels = torch.cat(outs), torch.cat(ys)
+            return {"loss": F.cross_entropy(logits, labels).item(),
+                    "accuracy": (logits.argmax(1) == labels).float().mean().item()}
+        """,
+        "restores the caller's mode afterwards": """
+            was_training = model.training
+            model.eval()
+            loss_sum, correct, count = 0.0, 0, 0
+            try:
+                with torch.no_grad():
+                    for x, y in loader:
+                        x, y = x.to(device), y.to(device)
+                        out = model(x)
+                        loss_sum += F.cross_entropy(out, y, reduction="sum").item()
+                        correct += (out.argmax(1) == y).sum().item()
+                        count += y.numel()
+            finally:
+                model.train(was_training)
+            return {"loss": loss_sum / count, "accuracy": correct / count}
+        """,
         "inference mode and per-batch means": """
             model.eval()
             total, correct, count = 0.0, 0, 0
@@ -102,6 +129,11 @@ CORRECT = {
         """,
     },
     "set_seed": {
+        "NumPy's state from a RandomState": """
+            random.seed(seed)
+            np.random.set_state(np.random.RandomState(seed).get_state())
+            torch.random.manual_seed(seed)
+        """,
         "one call each": """
             random.seed(seed)
             np.random.seed(seed)

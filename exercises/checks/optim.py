@@ -137,14 +137,17 @@ def optimizer_trajectory(kind: str, title: str, hint: str, *, shapes: list[tuple
                          frozen: tuple[int, ...] = (), grad_scale: float = 1.0) -> Property:
     """The learner's ``kind`` (``"SGD"`` or ``"AdamW"``) and ``torch.optim``'s, built with the same
     arguments on the same parameters, follow the same trajectory through ``STEPS`` steps of
-    ``drive``: to 1e-6 relative in float64 (1e-5 in float32). ``hint`` is the likely mistake when
+    ``drive``: to 1e-6 relative in float64 (1e-3 in float32). ``hint`` is the likely mistake when
     only this configuration fails."""
     initial = _initial(shapes, dtype, seed)
     p = Program().forbid(*FORBIDDEN)
     refs = [p.call("torch.nn.Parameter", p.put(t.clone())) for t in initial]
     optimizer = p.call(f"optim.{kind}", _params_argument(refs, groups), **kwargs)
     p.fetch(trajectory=_drive_in_program(p, optimizer, refs, STEPS, seed, frozen, grad_scale))
-    rtol = RTOL if dtype == torch.float64 else 1e-5
+    # In float32, correct implementations that order the arithmetic differently (p - lr*g against
+    # p.add_(g, alpha=-lr)) drift apart by more than 1e-5 over 50 steps of momentum; the float64 tests
+    # judge the algorithm, this one that float32 stays float32 and the trajectory stays on course.
+    rtol = RTOL if dtype == torch.float64 else 1e-3
     atol = rtol * 1e-3
 
     def judge(got: dict[str, Any]) -> None:
@@ -237,6 +240,12 @@ def zero_grad_clears(kind: str, kwargs: dict[str, Any]) -> Property:
 # ----------------------------------------------------------------------------- the schedule
 
 
+def plain_float(value: Any) -> Any:
+    """``value`` as a plain ``float`` if it is one (NumPy's float64 is a subclass), else unchanged: runs
+    in the learner's process, so that only plain data travels back."""
+    return float(value) if isinstance(value, float) else value
+
+
 def _schedule(step: int, total: int, peak: float, warmup: int, final: float) -> float:
     """The contract's formula (the oracle)."""
     if step < warmup:
@@ -247,10 +256,11 @@ def _schedule(step: int, total: int, peak: float, warmup: int, final: float) -> 
 
 def schedule_values(total: int, peak: float, warmup: int, final: float, steps: list[int] | None = None) -> Property:
     """``warmup_cosine_lr`` equals the contract's formula at every step of ``steps`` (default: 0 to
-    ``total + 5``), as a Python float, to 1e-12 relative."""
+    ``total + 5``), as a Python float, to float32 precision."""
     steps = steps if steps is not None else list(range(total + 6))
     p = Program()
-    calls = [p.call("optim.warmup_cosine_lr", s, total, peak, warmup, final) for s in steps]
+    calls = [p.call("checks.optim.plain_float", p.call("optim.warmup_cosine_lr", s, total, peak, warmup, final))
+             for s in steps]
     p.fetch(values=calls)
 
     def judge(got: dict[str, Any]) -> None:
@@ -260,12 +270,16 @@ def schedule_values(total: int, peak: float, warmup: int, final: float, steps: l
         for v in values:
             if isinstance(v, torch.Tensor):
                 raise Mistake("warmup_cosine_lr returned a tensor; return a Python float (math.cos, not torch.cos).")
-            if type(v) not in (int, float):  # a NumPy scalar is not a Python float: the grader cannot read it
+            if type(v) not in (int, float):  # e.g. NumPy's float32, which is no float (float64 is one)
                 name = getattr(v, "type_name", type(v).__name__)
                 raise Mistake(f"warmup_cosine_lr must return a Python float; it returned {name}: use math.cos "
                               "(not numpy's), or convert with float(...).")
         expected = [_schedule(s, total, peak, warmup, final) for s in steps]
-        wrong = [i for i, (v, e) in enumerate(zip(values, expected, strict=True)) if not math.isclose(v, e, rel_tol=1e-12, abs_tol=1e-15)]
+        # To float32 precision: computing it with float32 tensors (torch.cos(...).item()) is correct too; near
+        # the end 1 + cos(π·t) cancels, so allow float32's error on the scale of peak_lr there.
+        scale = 1e-6 * max(peak, final)
+        wrong = [i for i, (v, e) in enumerate(zip(values, expected, strict=True))
+                 if not math.isclose(v, e, rel_tol=1e-6, abs_tol=max(scale, 1e-12))]
         if not wrong:
             return
         raise Mistake(_schedule_diagnosis(steps, values, expected, wrong, total, peak, warmup, final))
