@@ -150,6 +150,9 @@ CORRECT = {
                 cm[t, p] += 1
             return cm.to(labels.device)
         """,
+        "bincount of label·C + prediction": """
+            return torch.bincount(labels * num_classes + preds, minlength=num_classes ** 2).view(num_classes, num_classes)
+        """,
         "one-hot product": """
             eye = torch.eye(num_classes, dtype=torch.int64, device=labels.device)
             return eye[labels].T @ eye[preds]
@@ -191,6 +194,10 @@ CORRECT = {
         """,
     },
     "top_k_accuracy": {
+        "topk with k clamped to C, hits over N": """
+            top = torch.topk(logits, min(k, logits.size(-1)), dim=-1).indices
+            return (top == labels.unsqueeze(-1)).sum().item() / labels.numel()
+        """,
         "argsort (needs no clamp)": """
             order = logits.argsort(dim=1, descending=True)[:, :k]
             return (order == labels[:, None]).any(dim=1).float().mean().item()
@@ -202,6 +209,17 @@ CORRECT = {
     },
     "expected_calibration_error": {
         "a loop over the bins": _ECE_LOOP.format(mask="((conf > lo) & (conf <= hi)) | ((conf == 0) & (i == 0))"),
+        "ceil of conf·n, float32 means per bin": """
+            conf, pred = probs.max(1)
+            correct = (pred == labels).float()
+            idx = (conf * n_bins).ceil().long().sub(1).clamp(0, n_bins - 1)
+            ece = 0.0
+            for b in range(n_bins):
+                m = idx == b
+                if m.any():
+                    ece += m.float().mean().item() * abs(correct[m].mean().item() - conf[m].mean().item())
+            return ece
+        """,
         "bucketize and bincount": """
             conf, pred = probs.max(dim=1)
             conf, correct = conf.double(), (pred == labels).double()
