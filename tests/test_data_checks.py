@@ -97,6 +97,11 @@ CORRECT = {
         """,
     },
     "channel_stats": {
+        "float64 results, not cast back": """
+            x = images.double()
+            mean = x.mean(dim=(0, 2, 3))
+            return mean, ((x - mean.view(1, -1, 1, 1)) ** 2).mean(dim=(0, 2, 3)).sqrt()
+        """,
         "var_mean in float64": """
             var, mean = torch.var_mean(images.double(), dim=(0, 2, 3), correction=0)
             return mean.to(images.dtype), var.sqrt().to(images.dtype)
@@ -302,10 +307,6 @@ MISTAKES = {  # exercise -> variant -> (body, words the diagnosis must contain)
             x = images.double()
             return x.mean(dim=(0, 2, 3)).to(images.dtype), x.var(dim=(0, 2, 3), correction=0).to(images.dtype)
         """, "variance"),
-        "float64 result": ("""
-            x = images.double()
-            return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3), correction=0)
-        """, "dtype"),
         "centres the input in place": ("""
             mean = images.double().mean(dim=(0, 2, 3))
             images -= mean.to(images.dtype).view(1, -1, 1, 1)

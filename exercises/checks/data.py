@@ -267,7 +267,9 @@ def _expect_stats_shape(value: Any, what: str, images: torch.Tensor) -> torch.Te
         if hint:
             raise Mistake(f"{what} has shape {shape}; expected ({c},), one value per channel ({hint}). "
                           "Reduce over N, H and W: dims (0, 2, 3).")
-    return expect_tensor(value, what, torch.empty(c, dtype=images.dtype))
+    # float64 results (accumulated in float64 and not cast back) are more precise, not wrong.
+    dtype = torch.float64 if isinstance(value, torch.Tensor) and value.dtype == torch.float64 else images.dtype
+    return expect_tensor(value, what, torch.empty(c, dtype=dtype))
 
 
 def channel_stats_values(images: torch.Tensor) -> Property:
