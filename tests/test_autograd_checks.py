@@ -104,6 +104,15 @@ CORRECT = {
     "relative error without float64 conversion": variant((RELATIVE_BODY,
         "    if a.numel() == 0:\n        return 0.0\n"
         "    return ((a - b).abs() / torch.clamp(a.abs() + b.abs(), min=1e-8)).max().item()\n")),
+    # numpy.float64 is a float (a subclass): grads and results of that type are floats for the contract.
+    "NumPy's tanh and exp inside Value (grads become numpy.float64)": variant(
+        ("import torch\n", "import numpy as np\nimport torch\n"),
+        (TANH_LINE, "        t = np.tanh(self.data)\n"),
+        ("            self.grad += out.data * out.grad\n", "            self.grad += np.exp(self.data) * out.grad\n")),
+    "relative error in NumPy, returning a numpy.float64": variant((RELATIVE_BODY,
+        "    import numpy as np\n    a_, b_ = a.detach().cpu().double().numpy(), b.detach().cpu().double().numpy()\n"
+        "    if a_.size == 0:\n        return 0.0\n"
+        "    return np.max(np.abs(a_ - b_) / np.maximum(1e-8, np.abs(a_) + np.abs(b_)))\n")),
 }
 
 

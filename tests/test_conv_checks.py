@@ -139,8 +139,17 @@ CORRECT = {  # name -> (source, checks to run)
                                                     "bias)\n        ctx.conf = (stride, padding)\n")),
         (FUNCTION_BACKWARD, "        _, cache = conv2d_forward(*ctx.saved_tensors, *ctx.conf)\n" + FUNCTION_BACKWARD
          .replace("ctx.cache", "cache"))), MODULE),
+    "max pool: first of the tied maxima by a cumsum mask": (conv_many(
+        (POOL_MAX, "    out = cols.amax(dim=1)\n    mask = cols == out[:, None, :]\n"
+                   "    argmax = mask & (mask.cumsum(dim=1) == 1)\n"),
+        (POOL_BACKWARD, "    g = dout.reshape(N * C, 1, -1)\n    dcols = argmax.to(dout.dtype) * g\n"),
+        ("    if dout.shape[0] * dout.shape[1] != argmax.shape[0] or dout.shape[2] * dout.shape[3] != argmax.shape[1]:\n",
+         "    if dout.shape[0] * dout.shape[1] != argmax.shape[0] or dout.shape[2] * dout.shape[3] != argmax.shape[2]:\n")),
+        ["maxpool"]),
     "Conv2d with He-normal weights": (conv(MODULE_WEIGHT, "        self.weight = nn.Parameter(nn.init.kaiming_normal_(weight,"
                                                           " nonlinearity='relu', generator=generator))\n"), MODULE),
+    "Conv2d with CS231n's 0.01·randn weights": (conv(MODULE_WEIGHT, "        self.weight = nn.Parameter(0.01 * weight"
+                                                                    ".normal_(generator=generator))\n"), MODULE),
 }
 
 MISTAKES = {  # name -> (source, {failing exercise: words its diagnosis must contain}, checks to run)
@@ -395,7 +404,9 @@ HIDDEN_CORRECT = {  # correct variants, and the exercises whose hidden tests the
     "dw by tensordot, db by two sums": ["conv2d_backward"],
     "max pool: last of the tied maxima": ["maxpool2d_forward", "maxpool2d_backward"],
     "max pool: loops, first maximum": ["maxpool2d_forward", "maxpool2d_backward"],
+    "max pool: first of the tied maxima by a cumsum mask": ["maxpool2d_forward", "maxpool2d_backward"],
     "Conv2d saves tensors and recomputes the forward": ["Conv2d"],
+    "Conv2d with CS231n's 0.01·randn weights": ["Conv2d"],
 }
 
 
@@ -424,3 +435,17 @@ def test_hidden_tests_accept_other_correct_strategies(name: str, as_package) -> 
     failed = [(t.name, message) for t in _hidden(HIDDEN_CORRECT[name]) for ok, message in [evaluate(t.build(), run)]
               if not ok]
     assert not failed, f"{name}: {failed}"
+
+
+def test_a_property_judged_twice_gives_the_same_verdict(as_package) -> None:
+    """A judge must not change its own inputs: float64 ``.double()`` is the tensor itself, and autograd
+    through it would pile up ``.grad`` from one judging to the next (a grader that builds a property once
+    and judges several submissions with it would then fail every correct one after the first)."""
+    run = as_package(REFERENCE)
+    names = {"backward_overlapping_float64", "pool_backward_overlapping", "layer_gradients_float64",
+             "layer_gradients_float32"}
+    props = [t.build() for t in _hidden(["conv2d_backward", "maxpool2d_backward", "Conv2d"]) if t.name.split(".")[-1] in names]
+    assert len(props) == len(names)
+    for prop in props:
+        assert evaluate(prop, run) == (True, ""), prop.title
+        assert evaluate(prop, run) == (True, ""), f"second judging: {prop.title}"

@@ -145,6 +145,10 @@ CORRECT = {
          "    keep = torch.bernoulli(torch.full(x.shape, 1 - p), generator=generator).bool()\n")),
     "dropout with rand < 1 - p": variant(("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
                                           "    keep = torch.rand(x.shape, generator=generator) < 1 - p\n")),
+    "dropout with a float32 mask, CS231n style (float64 x scaled by a float32 1/(1 - p))": variant(
+        ("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n"
+         "    scale = keep.to(device=x.device, dtype=x.dtype) / (1 - p)\n",
+         "    scale = (torch.rand(x.shape, generator=generator) < 1 - p) / (1 - p)\n")),
     "dropout keeping an exact count": variant(("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
                                                "    order = torch.randperm(x.numel(), generator=generator)\n"
                                                "    keep = torch.zeros(x.numel(), dtype=torch.bool)\n"

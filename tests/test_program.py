@@ -111,3 +111,20 @@ def test_programs_can_build_torch_objects_such_as_seeded_generators(where: str, 
     got = run(p.fetch(draw=draw, total=total))
     assert torch.equal(got["draw"], torch.rand(3, generator=torch.Generator().manual_seed(7)))
     assert got["total"] == 5
+
+
+def test_each_run_gets_its_own_copy_of_the_programs_inputs() -> None:
+    """Code that changes its input in place cannot change what the next run of the same program sees
+    (visible checks and in-process judges run one program many times)."""
+    original = torch.zeros(3, requires_grad=False)
+    p = Program()
+    p.fetch(out=p.call("operator.iadd", p.put(original), 1.0), literal=p.call("operator.iadd", original, 1.0))
+    first = run_program(p.steps, p.fetches)
+    second = run_program(p.steps, p.fetches)
+    assert torch.equal(first["out"], torch.ones(3)) and torch.equal(second["out"], torch.ones(3))
+    assert torch.equal(second["literal"], torch.ones(3)) and torch.equal(original, torch.zeros(3))
+    leaf = torch.ones(2, requires_grad=True)
+    q = Program()
+    q.fetch(is_leaf=q.attr(q.put(leaf), "is_leaf"), requires_grad=q.attr(q.put(leaf), "requires_grad"))
+    got = run_program(q.steps, q.fetches)
+    assert got["is_leaf"] is True and got["requires_grad"] is True

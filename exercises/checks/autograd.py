@@ -119,8 +119,28 @@ def build_value_program(expr: Expr, backward: bool = True) -> tuple[Program, lis
     if backward:
         p.method(nodes[-1], "backward")
     for i, ref in enumerate(nodes):
-        p.fetch(**{f"data{i}": p.attr(ref, "data"), f"grad{i}": p.attr(ref, "grad")})
+        fetch_number(p, f"data{i}", p.attr(ref, "data"))
+        fetch_number(p, f"grad{i}", p.attr(ref, "grad"))
     return p, nodes
+
+
+def fetch_number(p: Program, name: str, ref: Ref) -> None:
+    """Fetch ``ref`` as ``name``, and as ``name + "_float"`` the Python ``float`` of it when it is a
+    ``float`` or of a float subclass (NumPy's ``float64`` is one), ``None`` otherwise. A float subclass is a
+    float for the contract, but only plain Python numbers travel back from the grader's sandbox, so
+    the conversion happens in the program, where it never raises."""
+    float_type = p.call("builtins.getattr", p.call("builtins.__import__", "builtins"), "float")
+    floats = p.call("builtins.filter", p.attr(float_type, "__instancecheck__"), [ref])
+    p.fetch(**{name: ref, f"{name}_float": p.call("builtins.next", p.call("builtins.map", float_type, floats), None)})
+
+
+def fetched_number(got: dict[str, Any], name: str) -> Any:
+    """What ``fetch_number`` brought back as ``name``: a Python ``int`` or ``float`` where the value was
+    one (a float subclass converted), else the value itself."""
+    value = got[name]
+    if type(value) not in (int, float) and type(got.get(f"{name}_float")) is float:
+        return got[f"{name}_float"]
+    return value
 
 
 def torch_oracle(expr: Expr) -> tuple[list[float], list[float]]:
@@ -159,7 +179,7 @@ def _close(got: float, expected: float) -> bool:
 
 
 def _number(got: dict[str, Any], key: str, what: str) -> float:
-    value = got[key]
+    value = fetched_number(got, key)
     if type(value) not in (int, float):
         raise Mistake(f"{what} must be a Python float; got {type(value).__name__}. Keep `data` and `grad` plain "
                       "floats (Value.__init__ converts `data` with float()).")
@@ -404,17 +424,19 @@ def value_starts_at_zero(a: float) -> Property:
     """``grad`` is 0.0 before any ``backward``, and a leaf's own ``backward`` gives it grad 1."""
     p = Program().forbid(*NO_AUTOGRAD)
     leaf = p.call("autograd.Value", float(a))
-    p.fetch(before=p.attr(leaf, "grad"), data=p.attr(leaf, "data"))
+    fetch_number(p, "before", p.attr(leaf, "grad"))
+    fetch_number(p, "data", p.attr(leaf, "data"))
     other = p.call("autograd.Value", float(a))
     p.method(other, "backward")
-    p.fetch(after=p.attr(other, "grad"))
+    fetch_number(p, "after", p.attr(other, "grad"))
 
     def judge(got: dict[str, Any]) -> None:
-        if type(got["data"]) is not float or got["data"] != float(a):
+        data, before, after = (fetched_number(got, key) for key in ("data", "before", "after"))
+        if type(data) is not float or data != float(a):
             raise Mistake("Value(x).data must be x as a Python float.")
-        if got["before"] != 0.0 or type(got["before"]) not in (int, float):
+        if type(before) not in (int, float) or before != 0.0:
             raise Mistake("a new Value's grad must be 0.0 until backward() runs.")
-        if got["after"] != 1.0 or type(got["after"]) not in (int, float):
+        if type(after) not in (int, float) or after != 1.0:
             raise Mistake("Value(x).backward() must leave grad == 1.0 on it (∂x/∂x = 1).")
 
     return Property("Value", "grad is 0 before backward(), and 1 on the value backward() starts from", p, judge)
@@ -681,10 +703,10 @@ def _expected_relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
 def relative_error_value(a: torch.Tensor, b: torch.Tensor) -> Property:
     """``max(|a−b| / max(1e-8, |a|+|b|))``, as a Python float, to 1e-9 relative."""
     p = Program()
-    p.fetch(result=p.call("autograd.relative_error", p.put(a.clone()), p.put(b.clone())))
+    fetch_number(p, "result", p.call("autograd.relative_error", p.put(a.clone()), p.put(b.clone())))
 
     def judge(got: dict[str, Any]) -> None:
-        result = got["result"]
+        result = fetched_number(got, "result")  # a NumPy float64 is a float too
         if isinstance(result, torch.Tensor):
             raise Mistake("relative_error must return a Python float, not a tensor: end with float(...) or .item().")
         if type(result) not in (int, float):

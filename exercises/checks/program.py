@@ -9,6 +9,7 @@ judges the fetched values in its own, trusted process. Either way your code gets
 from __future__ import annotations
 
 import importlib
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -205,6 +206,11 @@ def _forbidding(names: list[str] | tuple[str, ...]) -> Iterator[list[str]]:
             setattr(owner, attr, original)
 
 
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _lookup(dotted: str) -> Any:
     """A module or a class attribute path such as ``torch.nn.functional`` or ``torch.Tensor``."""
     parts = dotted.split(".")
@@ -273,6 +279,9 @@ def _run_steps(
     def deref(value: Any) -> Any:
         if isinstance(value, Ref):
             return values[value.id]
+        if _is_tensor(value):  # the program's own inputs: a copy per run, so that code that changes its
+            # input in place cannot change what the next run of the same program sees (a leaf stays a leaf)
+            return value.detach().clone().requires_grad_(value.requires_grad)
         if isinstance(value, list):
             return [deref(v) for v in value]
         if isinstance(value, tuple):
