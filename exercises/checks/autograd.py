@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from exercises.checks import Mistake, Property, expect_tensor, register
-from exercises.checks.program import Program, Ref
+from exercises.checks.program import Program, Ref, fetch_number, fetched_number
 
 # Chapter 2 computes gradients by hand: autograd is off limits in every exercise.
 NO_AUTOGRAD = ("torch.Tensor.backward", "torch.autograd.grad", "torch.autograd.backward")
@@ -122,25 +122,6 @@ def build_value_program(expr: Expr, backward: bool = True) -> tuple[Program, lis
         fetch_number(p, f"data{i}", p.attr(ref, "data"))
         fetch_number(p, f"grad{i}", p.attr(ref, "grad"))
     return p, nodes
-
-
-def fetch_number(p: Program, name: str, ref: Ref) -> None:
-    """Fetch ``ref`` as ``name``, and as ``name + "_float"`` the Python ``float`` of it when it is a
-    ``float`` or of a float subclass (NumPy's ``float64`` is one), ``None`` otherwise. A float subclass is a
-    float for the contract, but only plain Python numbers travel back from the grader's sandbox, so
-    the conversion happens in the program, where it never raises."""
-    float_type = p.call("builtins.getattr", p.call("builtins.__import__", "builtins"), "float")
-    floats = p.call("builtins.filter", p.attr(float_type, "__instancecheck__"), [ref])
-    p.fetch(**{name: ref, f"{name}_float": p.call("builtins.next", p.call("builtins.map", float_type, floats), None)})
-
-
-def fetched_number(got: dict[str, Any], name: str) -> Any:
-    """What ``fetch_number`` brought back as ``name``: a Python ``int`` or ``float`` where the value was
-    one (a float subclass converted), else the value itself."""
-    value = got[name]
-    if type(value) not in (int, float) and type(got.get(f"{name}_float")) is float:
-        return got[f"{name}_float"]
-    return value
 
 
 def torch_oracle(expr: Expr) -> tuple[list[float], list[float]]:

@@ -206,6 +206,25 @@ def _forbidding(names: list[str] | tuple[str, ...]) -> Iterator[list[str]]:
             setattr(owner, attr, original)
 
 
+def fetch_number(p: Program, name: str, ref: Ref) -> None:
+    """Fetch ``ref`` as ``name``, and as ``name + "_float"`` the Python ``float`` of it when it is a
+    ``float`` or of a float subclass (NumPy's ``float64`` is one), ``None`` otherwise. A float subclass is a
+    float for the contract, but only plain Python numbers travel back from the grader's sandbox, so
+    the conversion happens in the program, where it never raises."""
+    float_type = p.call("builtins.getattr", p.call("builtins.__import__", "builtins"), "float")
+    floats = p.call("builtins.filter", p.attr(float_type, "__instancecheck__"), [ref])
+    p.fetch(**{name: ref, f"{name}_float": p.call("builtins.next", p.call("builtins.map", float_type, floats), None)})
+
+
+def fetched_number(got: dict[str, Any], name: str) -> Any:
+    """What ``fetch_number`` brought back as ``name``: a Python ``int`` or ``float`` where the value was
+    one (a float subclass converted), else the value itself."""
+    value = got[name]
+    if type(value) not in (int, float) and type(got.get(f"{name}_float")) is float:
+        return got[f"{name}_float"]
+    return value
+
+
 def _is_tensor(value: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.Tensor)
