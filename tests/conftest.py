@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import textwrap
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -57,6 +59,17 @@ def module_installer(module: str, folder: Path,
         return lambda program: run_program(program.steps, program.fetches, forbidden=program.forbidden)
 
     return put
+
+
+def solution_with_body(solution: str, function: str, body: str) -> str:
+    """``solution`` (a solutions/ module's source) with the solution region of ``function`` replaced by
+    ``body`` (dedented, then indented as a function body), markers stripped: a learner's variant."""
+    pattern = re.compile(rf"(def {function}\(.*?)(    ### BEGIN SOLUTION\n.*?    ### END SOLUTION\n)", re.S)
+    match = pattern.search(solution)
+    assert match, f"no solution region in {function}"
+    new = solution[: match.start(2)] + textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", "    ") \
+        + solution[match.end(2):]
+    return strip_markers(new)
 
 
 def forget_module(module: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from exercises.checks.data import (
 )
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
-from tests.conftest import forget_module, module_installer
+from tests.conftest import forget_module, module_installer, solution_with_body
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "data.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -46,12 +45,7 @@ CHECKS = {
 
 def with_body(function: str, body: str) -> str:
     """The reference with the solution region of ``function`` replaced by ``body``."""
-    pattern = re.compile(rf"(def {function}\(.*?)(    ### BEGIN SOLUTION\n.*?    ### END SOLUTION\n)", re.S)
-    match = pattern.search(SOLUTION)
-    assert match, f"no solution region in {function}"
-    new = SOLUTION[: match.start(2)] + textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", "    ") \
-        + SOLUTION[match.end(2):]
-    return strip_markers(new)
+    return solution_with_body(SOLUTION, function, body)
 
 
 CORRECT = {

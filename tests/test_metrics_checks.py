@@ -34,7 +34,7 @@ from exercises.checks.metrics import (
 )
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
-from tests.conftest import forget_module, module_installer
+from tests.conftest import forget_module, module_installer, solution_with_body
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "metrics.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -52,12 +52,7 @@ CHECKS = {
 
 def with_body(function: str, body: str) -> str:
     """The reference with the solution region of ``function`` replaced by ``body``."""
-    pattern = re.compile(rf"(def {function}\(.*?)(    ### BEGIN SOLUTION\n.*?    ### END SOLUTION\n)", re.S)
-    match = pattern.search(SOLUTION)
-    assert match, f"no solution region in {function}"
-    new = SOLUTION[: match.start(2)] + textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", "    ") \
-        + SOLUTION[match.end(2):]
-    return strip_markers(new)
+    return solution_with_body(SOLUTION, function, body)
 
 
 # Bodies of a precision_recall_f1 variant after its per-class p, r, f (float64, 0/0 → 0).

@@ -7,8 +7,6 @@ sandbox.
 
 from __future__ import annotations
 
-import re
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from exercises.checks.train import (
 )
 from grading import PROJECT_ROOT
 from grading.stubs import strip_markers
-from tests.conftest import forget_module, module_installer
+from tests.conftest import forget_module, module_installer, solution_with_body
 
 SOLUTION = (PROJECT_ROOT / "solutions" / "train.py").read_text(encoding="utf-8")
 REFERENCE = strip_markers(SOLUTION)
@@ -37,12 +35,7 @@ CHECKS = {"train_one_epoch": train_one_epoch_check, "evaluate": evaluate_check, 
 
 def with_body(function: str, body: str) -> str:
     """The reference with the solution region of ``function`` replaced by ``body``."""
-    pattern = re.compile(rf"(def {function}\(.*?)(    ### BEGIN SOLUTION\n.*?    ### END SOLUTION\n)", re.S)
-    match = pattern.search(SOLUTION)
-    assert match, f"no solution region in {function}"
-    new = SOLUTION[: match.start(2)] + textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", "    ") \
-        + SOLUTION[match.end(2):]
-    return strip_markers(new)
+    return solution_with_body(SOLUTION, function, body)
 
 
 def loop(*, zero: str = "optimizer.zero_grad()", before: str = "", move: str = "x, y = x.to(device), y.to(device)",
