@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from exercises.devices import get_device
+    from exercises.kit.devices import get_device
 
     device = get_device(args.device)
     if args.cpu_time and device.type != "cpu":
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         loop_s = seconds(lambda: loop(images, arg, generator), device, 1, clock)  # noqa: B023
         whole_s = seconds(lambda: fast(images, arg, generator), device, args.repeat, clock)  # noqa: B023
         batch_s = seconds(lambda: [fast(b, arg, generator) for b in batches], device, args.repeat, clock)  # noqa: B023
-        print(f"{label:24s} loop {args.images / loop_s:>12,.0f} img/s | whole array {args.images / whole_s:>12,.0f} img/s "
+        print(f"{label:24s} loop {args.images / loop_s:>12,.0f} img/s | "
+              f"whole array {args.images / whole_s:>12,.0f} img/s "
               f"({loop_s / whole_s:6.1f}×) | batches of {args.batch} {args.images / batch_s:>12,.0f} img/s "
               f"({loop_s / batch_s:6.1f}×)")
     return 0

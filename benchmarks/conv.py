@@ -139,29 +139,35 @@ def speed_ladder(args: argparse.Namespace) -> int:
     rows = []
     for name, shape in SHAPES.items():
         r = measure(shape, args.full_naive, args.repeat)
-        ratios = {"naive/im2col fwd": r["naive_fwd"] / r["im2col_fwd"], "naive/im2col bwd": r["naive_bwd"] / r["im2col_bwd"],
-                  "im2col/torch fwd": r["im2col_fwd"] / r["torch_fwd"], "im2col/torch bwd": r["im2col_bwd"] / r["torch_bwd"]}
+        ratios = {"naive/im2col fwd": r["naive_fwd"] / r["im2col_fwd"],
+                  "naive/im2col bwd": r["naive_bwd"] / r["im2col_bwd"],
+                  "im2col/torch fwd": r["im2col_fwd"] / r["torch_fwd"],
+                  "im2col/torch bwd": r["im2col_bwd"] / r["torch_bwd"]}
         met = (min(ratios["naive/im2col fwd"], ratios["naive/im2col bwd"]) >= 100
                and max(ratios["im2col/torch fwd"], ratios["im2col/torch bwd"]) <= 5)
         ok &= met
         rows.append((name, r, ratios, met))
         if not args.markdown:
-            scaled = "" if r["naive_images"] == shape[0] else f" (timed on {r['naive_images']} of {shape[0]} images, scaled)"
+            scaled = ("" if r["naive_images"] == shape[0]
+                      else f" (timed on {r['naive_images']} of {shape[0]} images, scaled)")
             print(f"\n{name}")
             for impl in ("naive", "im2col", "torch"):
-                print(f"  {impl:7s} forward {r[impl + '_fwd'] * 1e3:10.2f} ms   backward {r[impl + '_bwd'] * 1e3:10.2f} ms"
+                print(f"  {impl:7s} forward {r[impl + '_fwd'] * 1e3:10.2f} ms   "
+                      f"backward {r[impl + '_bwd'] * 1e3:10.2f} ms"
                       + (scaled if impl == "naive" else ""))
             print("  ratios: " + ", ".join(f"{k} {v:,.1f}×" for k, v in ratios.items())
                   + f"  -> targets (naive/im2col >= 100×, im2col/torch <= 5×) {'met' if met else 'NOT met'}")
     if args.markdown:
-        print("\n| layer | naive fwd | naive bwd | im2col fwd | im2col bwd | torch fwd | torch bwd | naive/im2col fwd, bwd "
-              "| im2col/torch fwd, bwd | targets |")
+        print("\n| layer | naive fwd | naive bwd | im2col fwd | im2col bwd | torch fwd | torch bwd "
+              "| naive/im2col fwd, bwd | im2col/torch fwd, bwd | targets |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for name, r, ratios, met in rows:
             ms = [f"{r[k] * 1e3:,.1f} ms" for k in ("naive_fwd", "naive_bwd", "im2col_fwd", "im2col_bwd", "torch_fwd",
                                                     "torch_bwd")]
-            print(f"| {name} | {' | '.join(ms)} | {ratios['naive/im2col fwd']:,.0f}×, {ratios['naive/im2col bwd']:,.0f}× "
-                  f"| {ratios['im2col/torch fwd']:.2f}×, {ratios['im2col/torch bwd']:.2f}× | {'met' if met else 'NOT met'} |")
+            print(f"| {name} | {' | '.join(ms)} "
+                  f"| {ratios['naive/im2col fwd']:,.0f}×, {ratios['naive/im2col bwd']:,.0f}× "
+                  f"| {ratios['im2col/torch fwd']:.2f}×, {ratios['im2col/torch bwd']:.2f}× "
+                  f"| {'met' if met else 'NOT met'} |")
     print(f"\n# load average at end (1, 5, 15 min): {load()}")
     return 0 if ok else 1
 
@@ -171,7 +177,7 @@ def train(args: argparse.Namespace) -> int:
     embedded MNIST subset (4,000 train, 1,000 validation), reaches at least 97 % validation accuracy."""
     from torch import nn
 
-    from exercises.datasets import load_embedded_mnist
+    from exercises.kit.datasets import load_embedded_mnist
     from solutions.conv import Conv2d
 
     print(f"# train, {datetime.date.today().isoformat()}, commit {revision()}; machine: {machine()}; load {load()}")

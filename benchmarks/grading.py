@@ -112,10 +112,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=100, help="submissions (default: 100)")
     parser.add_argument("-j", "--jobs", type=int, default=2, help="the grade command's parallel jobs (default: 2)")
-    parser.add_argument("--execute-notebooks", action="store_true", help="also time nbgrader executing notebooks (slow)")
+    parser.add_argument("--execute-notebooks", action="store_true",
+                        help="also time nbgrader executing notebooks (slow)")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary folder)")
     parser.add_argument("--slow", action="append", default=None, help="hidden tests (name parts) left out of A'")
-    parser.add_argument("--skip-full", action="store_true", help="do not time A (the full suite, with its training test)")
+    parser.add_argument("--skip-full", action="store_true",
+                        help="do not time A (the full suite, with its training test)")
     parser.add_argument("--skip-nbgrader", action="store_true", help="time only A and A' (no B, C, D)")
     args = parser.parse_args()
     args.slow = args.slow or ["cnn_budget"]
@@ -127,7 +129,8 @@ def main() -> int:
     if work.exists() and args.keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     print(f"{time.strftime('%Y-%m-%d %H:%M')}  commit {commit}  {platform.platform()}  {os.cpu_count()} CPUs  "
           f"python {platform.python_version()}")
     print(f"hidden tests: {len(load_suite())} in all; submissions: {args.n}; grade jobs: {args.jobs}", flush=True)

@@ -45,7 +45,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from exercises import training_utils as tu  # noqa: E402
+from exercises.kit import training as tu  # noqa: E402
+from exercises.kit.datasets import CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD  # noqa: E402
 from solutions.optim import SGD, warmup_cosine_lr  # noqa: E402
 from solutions.train import build_cnn, evaluate, set_seed, train_one_epoch  # noqa: E402
 
@@ -67,13 +68,14 @@ def load_full_mnist(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     """``(train images, train labels, test images, test labels)``, images ``uint8`` ``N×1×28×28``: with the
     course's own loader when it accepts the folder as a mirror, else by reading the IDX files here."""
     try:
-        from exercises.datasets import load_mnist
+        from exercises.kit.datasets import load_mnist
 
         train = load_mnist("train", mirrors=[folder], download=False, progress=False)
         test = load_mnist("test", mirrors=[folder], download=False, progress=False)
         return train.images, train.labels, test.images, test.labels
     except Exception as exc:  # the loader is missing or refuses the copy: read the files directly
-        print(f"(exercises.datasets.load_mnist unavailable here: {type(exc).__name__}; reading the IDX files directly)")
+        print(f"(exercises.kit.datasets.load_mnist unavailable here: {type(exc).__name__}; "
+              "reading the IDX files directly)")
     arrays = [read_idx(folder / f"{name}-ubyte.gz") for name in
               ("train-images-idx3", "train-labels-idx1", "t10k-images-idx3", "t10k-labels-idx1")]
     xtr, ytr, xte, yte = (torch.from_numpy(a.copy()) for a in arrays)
@@ -97,8 +99,8 @@ def reference_mnist(xtr, ytr, xte, yte, *, epochs: int, batch_size: int, peak_lr
     shift = lambda x, g: tu.random_shift_flip(x, g, max_shift=2)  # noqa: E731
     start, cpu_start = time.perf_counter(), time.process_time()
     train = tu.TensorLoader(xtr, ytr, batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed),
-                            augment=shift, mean=tu.MNIST_MEAN, std=tu.MNIST_STD, channels_last=True, drop_last=True)
-    test = tu.TensorLoader(xte, yte, 1000, mean=tu.MNIST_MEAN, std=tu.MNIST_STD, channels_last=True)
+                            augment=shift, mean=MNIST_MEAN, std=MNIST_STD, channels_last=True, drop_last=True)
+    test = tu.TensorLoader(xte, yte, 1000, mean=MNIST_MEAN, std=MNIST_STD, channels_last=True)
     model = build_cnn(1, 10).to(memory_format=torch.channels_last)
     optimizer = SGD(model.parameters(), lr=peak_lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     total = epochs * len(train)
@@ -112,7 +114,8 @@ def reference_mnist(xtr, ytr, xte, yte, *, epochs: int, batch_size: int, peak_lr
     return {"name": "reference recipe", "accuracy": metrics["accuracy"], "seconds": seconds, "cpu_seconds": cpu_seconds,
             "images_per_s": epochs * len(train) * batch_size / seconds, "train_losses": per_epoch,
             "details": f"build_cnn ({tu.count_parameters(model):,} parameters), {epochs} epochs, batch {batch_size}, "
-                       f"SGD Nesterov 0.9, peak lr {peak_lr}, warmup-cosine (10 % warmup), shifts ±2 px, channels_last, "
+                       f"SGD Nesterov 0.9, peak lr {peak_lr}, warmup-cosine (10 % warmup), shifts ±2 px, "
+                       "channels_last, "
                        f"autocast {'bfloat16' if low else 'off (no native bfloat16 on this CPU)'}"}
 
 
@@ -142,7 +145,8 @@ def examples_mnist(xtr, ytr, xte, yte, *, epochs: int, seed: int = 1) -> dict:
     torch.manual_seed(seed)
     start, cpu_start = time.perf_counter(), time.process_time()
     normalize = lambda x: ((x.float() / 255 - 0.1307) / 0.3081)  # noqa: E731
-    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(normalize(xtr), ytr), batch_size=64, shuffle=True)
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(normalize(xtr), ytr), batch_size=64,
+                                        shuffle=True)
     test = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(normalize(xte), yte), batch_size=1000)
     model = ExamplesNet()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
@@ -162,10 +166,12 @@ def examples_mnist(xtr, ytr, xte, yte, *, epochs: int, seed: int = 1) -> dict:
         accuracies.append(correct / len(yte))
         scheduler.step()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"name": "PyTorch examples/mnist", "accuracy": accuracies[-1], "seconds": seconds, "cpu_seconds": cpu_seconds,
+    return {"name": "PyTorch examples/mnist", "accuracy": accuracies[-1], "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "images_per_s": epochs * len(ytr) / seconds, "accuracy_per_epoch": [round(a, 4) for a in accuracies],
             "details": f"ExamplesNet ({sum(p.numel() for p in model.parameters()):,} parameters), {epochs} epochs, "
-                       "batch 64, Adadelta lr 1.0, StepLR gamma 0.7, DataLoader, evaluated every epoch as the example does"}
+                       "batch 64, Adadelta lr 1.0, StepLR gamma 0.7, DataLoader, "
+                       "evaluated every epoch as the example does"}
 
 
 # ----------------------------------------------------------------------------- GPU: CIFAR-10
@@ -180,7 +186,7 @@ def peak_tflops(name: str) -> float | None:
 
 
 def load_cifar10(archive: Path | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, str]:
-    from exercises import datasets
+    from exercises.kit import datasets
 
     if archive is not None:
         train, test = datasets.read_cifar10_archive(archive, "train"), datasets.read_cifar10_archive(archive, "test")
@@ -203,15 +209,16 @@ def flops_per_image(model: nn.Module, shape: tuple[int, ...]) -> float:
 
 
 def reference_cifar(xtr, ytr, xte, yte, *, epochs: int, batch_size: int = 512, seed: int = 0) -> dict:
-    from exercises.devices import amp_dtype
+    from exercises.kit.devices import amp_dtype
 
     device = torch.device("cuda")
     set_seed(seed)
     start = time.perf_counter()
     shift_flip = lambda x, g: tu.random_shift_flip(x, g, max_shift=2, flip=True)  # noqa: E731
-    train = tu.TensorLoader(xtr, ytr, batch_size, device=device, shuffle=True, generator=torch.Generator().manual_seed(seed),
-                            augment=shift_flip, mean=tu.CIFAR10_MEAN, std=tu.CIFAR10_STD, channels_last=True, drop_last=True)
-    test = tu.TensorLoader(xte, yte, 1000, device=device, mean=tu.CIFAR10_MEAN, std=tu.CIFAR10_STD, channels_last=True)
+    train = tu.TensorLoader(xtr, ytr, batch_size, device=device, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed), augment=shift_flip,
+                            mean=CIFAR10_MEAN, std=CIFAR10_STD, channels_last=True, drop_last=True)
+    test = tu.TensorLoader(xte, yte, 1000, device=device, mean=CIFAR10_MEAN, std=CIFAR10_STD, channels_last=True)
     model = build_cnn(3, 10).to(device).to(memory_format=torch.channels_last)
     optimizer = SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True, weight_decay=5e-4)
     total = epochs * len(train)
@@ -242,7 +249,8 @@ def airbench94(xtr, ytr, xte, yte) -> dict:
         folder.mkdir()
         classes = [str(i) for i in range(10)]
         for split, x, y in (("train", xtr, ytr), ("test", xte, yte)):
-            torch.save({"images": x.permute(0, 2, 3, 1).contiguous(), "labels": y, "classes": classes}, folder / f"{split}.pt")
+            torch.save({"images": x.permute(0, 2, 3, 1).contiguous(), "labels": y, "classes": classes},
+                       folder / f"{split}.pt")
         cwd = os.getcwd()
         os.chdir(tmp)
         try:
@@ -258,7 +266,8 @@ def airbench94(xtr, ytr, xte, yte) -> dict:
         finally:
             os.chdir(cwd)
     return {"name": "airbench94", "accuracy": accuracy, "seconds": seconds, "images_per_s": None,
-            "details": "airbench 0.1.8 train94() defaults (its own network, label smoothing, whitening), evaluated with its TTA level 2 (timed)"}
+            "details": "airbench 0.1.8 train94() defaults (its own network, label smoothing, whitening), "
+                       "evaluated with its TTA level 2 (timed)"}
 
 
 # ----------------------------------------------------------------------------- report
@@ -302,7 +311,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the reference MNIST recipe")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--peak-lr", type=float, default=0.1)
-    parser.add_argument("--examples-epochs", type=int, default=14, help="epochs of PyTorch's example (14 is its default)")
+    parser.add_argument("--examples-epochs", type=int, default=14,
+                        help="epochs of PyTorch's example (14 is its default)")
     parser.add_argument("--skip-examples", action="store_true")
     parser.add_argument("--cifar-archive", type=Path, default=None, help="the official cifar-10-python.tar.gz")
     parser.add_argument("--cifar-epochs", type=int, default=30)

@@ -18,11 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--dry-run", action="store_true", help="only report what would change")
     args = parser.parse_args(argv)
     if args.command == "progress":
-        from exercises.progress import progress_report
+        from exercises.checks import show_progress
 
-        print(progress_report())
+        show_progress()
         return 0
-    from exercises.update import UpdateError, update_course
+    from exercises.kit.update import UpdateError, update_course
 
     try:
         report = update_course(Path(args.release), args.into, dry_run=args.dry_run)

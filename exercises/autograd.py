@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from exercises.validate import require_float_tensor, require_same_shape
+from exercises.kit.validate import require_float_tensor, require_same_shape
 
 
 def _as_value(x: Value | float) -> Value:
@@ -72,7 +72,9 @@ class Value:
         Explained in course/02_backprop.ipynb, section "Addition and multiplication".
         """
         other = _as_value(other)
-        raise NotImplementedError('__add__ is not implemented yet: see course/02_backprop.ipynb, section "Addition and multiplication".')
+        raise NotImplementedError(
+            "__add__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"Addition and multiplication\".")
 
     def __mul__(self, other: Value | float) -> Value:
         """``out = self · other``. Local derivatives: ``∂out/∂self = other``, ``∂out/∂other = self``.
@@ -80,7 +82,9 @@ class Value:
         Explained in course/02_backprop.ipynb, section "Addition and multiplication".
         """
         other = _as_value(other)
-        raise NotImplementedError('__mul__ is not implemented yet: see course/02_backprop.ipynb, section "Addition and multiplication".')
+        raise NotImplementedError(
+            "__mul__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"Addition and multiplication\".")
 
     # ------------------------------------------------------------------ powers and functions
 
@@ -92,14 +96,18 @@ class Value:
         """
         if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
             raise ValueError(f"the exponent must be an int or a float constant, got {type(exponent).__name__}")
-        raise NotImplementedError('__pow__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__pow__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def exp(self) -> Value:
         """``out = e^self``. Local derivative: ``∂out/∂self = e^self = out``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('exp is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "exp is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def log(self) -> Value:
         """``out = ln(self)`` for ``self > 0``. Local derivative: ``∂out/∂self = 1 / self``.
@@ -108,28 +116,36 @@ class Value:
         """
         if self.data <= 0:
             raise ValueError(f"log needs a positive value, got {self.data!r}")
-        raise NotImplementedError('log is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "log is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def tanh(self) -> Value:
         """``out = tanh(self)``. Local derivative: ``∂out/∂self = 1 − tanh²(self) = 1 − out²``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('tanh is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "tanh is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def sigmoid(self) -> Value:
         """``out = σ(self) = 1 / (1 + e^−self)``. Local derivative: ``∂out/∂self = σ·(1 − σ)``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('sigmoid is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "sigmoid is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def relu(self) -> Value:
         """``out = max(0, self)``. Local derivative: 1 where ``self > 0``, else 0 (also at exactly 0).
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('relu is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "relu is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     # ------------------------------------------------------------------ built from the others
 
@@ -138,49 +154,63 @@ class Value:
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__neg__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__neg__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def __sub__(self, other: Value | float) -> Value:
         """``self − other``, as ``self + (−other)``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__sub__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__sub__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def __truediv__(self, other: Value | float) -> Value:
         """``self / other``, as ``self · other^(−1)``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__truediv__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__truediv__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def __radd__(self, other: float) -> Value:
         """``other + self`` for a Python number ``other`` (Python calls this after ``float + Value`` fails).
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__radd__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__radd__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def __rsub__(self, other: float) -> Value:
         """``other − self`` for a Python number ``other``. Mind the order: it is not ``self − other``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__rsub__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__rsub__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def __rmul__(self, other: float) -> Value:
         """``other · self`` for a Python number ``other``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__rmul__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__rmul__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     def __rtruediv__(self, other: float) -> Value:
         """``other / self`` for a Python number ``other``, as ``other · self^(−1)``.
 
         Explained in course/02_backprop.ipynb, section "More operations".
         """
-        raise NotImplementedError('__rtruediv__ is not implemented yet: see course/02_backprop.ipynb, section "More operations".')
+        raise NotImplementedError(
+            "__rtruediv__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"More operations\".")
 
     # ------------------------------------------------------------------ the backward pass
 
@@ -193,7 +223,9 @@ class Value:
 
         Explained in course/02_backprop.ipynb, section "Topological order".
         """
-        raise NotImplementedError('backward is not implemented yet: see course/02_backprop.ipynb, section "Topological order".')
+        raise NotImplementedError(
+            "backward is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"Topological order\".")
 
 
 def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor | float], x: torch.Tensor,
@@ -224,7 +256,9 @@ def numerical_gradient(f: Callable[[torch.Tensor], torch.Tensor | float], x: tor
     require_float_tensor("x", x)
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0:
         raise ValueError(f"h must be a positive number, got {h!r}")
-    raise NotImplementedError('numerical_gradient is not implemented yet: see course/02_backprop.ipynb, section "Finite differences".')
+    raise NotImplementedError(
+        "numerical_gradient is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Finite differences\".")
 
 
 def _as_tensor(name: str, value: object) -> torch.Tensor:
@@ -255,4 +289,6 @@ def relative_error(a: torch.Tensor | float, b: torch.Tensor | float) -> float:
     """
     a, b = _as_tensor("a", a), _as_tensor("b", b)
     require_same_shape("b", b, "a", a)
-    raise NotImplementedError('relative_error is not implemented yet: see course/02_backprop.ipynb, section "Finite differences".')
+    raise NotImplementedError(
+        "relative_error is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Finite differences\".")

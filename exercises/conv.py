@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_conv_inputs,
     require_float_tensor,
     require_int_at_least,
@@ -61,7 +61,9 @@ def conv_output_size(size: int, kernel_size: int, stride: int = 1, padding: int 
     require_int_at_least("stride", stride, 1)
     require_int_at_least("padding", padding, 0)
     require_int_at_least("dilation", dilation, 1)
-    raise NotImplementedError('conv_output_size is not implemented yet: see course/03_convolution.ipynb, section "Output size: stride, padding, dilation".')
+    raise NotImplementedError(
+        "conv_output_size is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"Output size: stride, padding, dilation\".")
 
 
 # ----------------------------------------------------------------------------- naive forward
@@ -91,7 +93,9 @@ def conv2d_forward_naive(
     require_int_at_least("stride", stride, 1)
     require_int_at_least("padding", padding, 0)
     require_window_fits(tuple(x.shape[2:]), tuple(w.shape[2:]), (padding, padding))
-    raise NotImplementedError('conv2d_forward_naive is not implemented yet: see course/03_convolution.ipynb, section "Naive convolution with loops".')
+    raise NotImplementedError(
+        "conv2d_forward_naive is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"Naive convolution with loops\".")
 
 
 # ----------------------------------------------------------------------------- im2col and col2im
@@ -127,7 +131,9 @@ def im2col(
     SH, SW = require_int_pair("stride", stride, 1)
     PH, PW = require_int_pair("padding", padding, 0)
     require_window_fits(tuple(x.shape[2:]), (KH, KW), (PH, PW))
-    raise NotImplementedError('im2col is not implemented yet: see course/03_convolution.ipynb, section "im2col: the layout of unfold".')
+    raise NotImplementedError(
+        "im2col is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"im2col: the layout of unfold\".")
 
 
 def col2im(
@@ -164,7 +170,9 @@ def col2im(
     if cols.ndim != 3 or tuple(cols.shape[:2]) != (N, C * KH * KW):
         raise ValueError(f"cols must have shape N × (C·KH·KW) × (OH·OW) with N = {N} and C·KH·KW = {C * KH * KW} "
                          f"for an input of shape {(N, C, H, W)}; got {tuple(cols.shape)}")
-    raise NotImplementedError('col2im is not implemented yet: see course/03_convolution.ipynb, section "The backward pass, derived".')
+    raise NotImplementedError(
+        "col2im is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"The backward pass, derived\".")
 
 
 # ----------------------------------------------------------------------------- fast forward and backward
@@ -194,7 +202,9 @@ def conv2d_forward(
     require_int_at_least("stride", stride, 1)
     require_int_at_least("padding", padding, 0)
     require_window_fits(tuple(x.shape[2:]), tuple(w.shape[2:]), (padding, padding))
-    raise NotImplementedError('conv2d_forward is not implemented yet: see course/03_convolution.ipynb, section "Convolution as one matrix product".')
+    raise NotImplementedError(
+        "conv2d_forward is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"Convolution as one matrix product\".")
 
 
 def conv2d_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -219,7 +229,9 @@ def conv2d_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch
     require_float_tensor("dout", dout)
     if dout.ndim != 4:
         raise ValueError(f"dout must have 4 dimensions, N×F×OH×OW; got shape {tuple(dout.shape)}")
-    raise NotImplementedError('conv2d_backward is not implemented yet: see course/03_convolution.ipynb, section "The backward pass, derived".')
+    raise NotImplementedError(
+        "conv2d_backward is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"The backward pass, derived\".")
 
 
 # ----------------------------------------------------------------------------- max pooling
@@ -249,7 +261,9 @@ def maxpool2d_forward(
     KH, KW = require_int_pair("kernel_size", kernel_size, 1)
     SH, SW = require_int_pair("stride", stride, 1)
     require_window_fits(tuple(x.shape[2:]), (KH, KW), (0, 0), what="the pooling window")
-    raise NotImplementedError('maxpool2d_forward is not implemented yet: see course/03_convolution.ipynb, section "Max pooling and how it routes gradients".')
+    raise NotImplementedError(
+        "maxpool2d_forward is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"Max pooling and how it routes gradients\".")
 
 
 def maxpool2d_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
@@ -271,7 +285,9 @@ def maxpool2d_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
     require_float_tensor("dout", dout)
     if dout.ndim != 4:
         raise ValueError(f"dout must have 4 dimensions, N×C×OH×OW; got shape {tuple(dout.shape)}")
-    raise NotImplementedError('maxpool2d_backward is not implemented yet: see course/03_convolution.ipynb, section "Max pooling and how it routes gradients".')
+    raise NotImplementedError(
+        "maxpool2d_backward is not implemented yet: see course/03_convolution.ipynb, "
+        "section \"Max pooling and how it routes gradients\".")
 
 
 # ----------------------------------------------------------------------------- a layer that trains
@@ -291,7 +307,9 @@ class Conv2dFunction(torch.autograd.Function):
 
         Explained in course/03_convolution.ipynb, section "A Conv2d that trains: a custom autograd.Function".
         """
-        raise NotImplementedError('forward is not implemented yet: see course/03_convolution.ipynb, section "A Conv2d that trains: a custom autograd.Function".')
+        raise NotImplementedError(
+            "forward is not implemented yet: see course/03_convolution.ipynb, "
+            "section \"A Conv2d that trains: a custom autograd.Function\".")
 
     @staticmethod
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -300,7 +318,9 @@ class Conv2dFunction(torch.autograd.Function):
 
         Explained in course/03_convolution.ipynb, section "A Conv2d that trains: a custom autograd.Function".
         """
-        raise NotImplementedError('backward is not implemented yet: see course/03_convolution.ipynb, section "A Conv2d that trains: a custom autograd.Function".')
+        raise NotImplementedError(
+            "backward is not implemented yet: see course/03_convolution.ipynb, "
+            "section \"A Conv2d that trains: a custom autograd.Function\".")
 
 
 class Conv2d(nn.Module):
@@ -324,7 +344,9 @@ class Conv2d(nn.Module):
         self.kernel_size = require_int_at_least("kernel_size", kernel_size, 1)
         self.stride = require_int_at_least("stride", stride, 1)
         self.padding = require_int_at_least("padding", padding, 0)
-        raise NotImplementedError('__init__ is not implemented yet: see course/03_convolution.ipynb, section "A Conv2d that trains: a custom autograd.Function".')
+        raise NotImplementedError(
+            "__init__ is not implemented yet: see course/03_convolution.ipynb, "
+            "section \"A Conv2d that trains: a custom autograd.Function\".")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``N×in_channels×H×W`` → ``N×out_channels×OH×OW`` through ``Conv2dFunction``.
@@ -334,7 +356,9 @@ class Conv2d(nn.Module):
         require_float_tensor("x", x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"x must be N×{self.in_channels}×H×W for this layer; got shape {tuple(x.shape)}")
-        raise NotImplementedError('forward is not implemented yet: see course/03_convolution.ipynb, section "A Conv2d that trains: a custom autograd.Function".')
+        raise NotImplementedError(
+            "forward is not implemented yet: see course/03_convolution.ipynb, "
+            "section \"A Conv2d that trains: a custom autograd.Function\".")
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

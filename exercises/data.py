@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_channel_values,
     require_count,
     require_fraction,
@@ -49,7 +49,9 @@ def stratified_split(labels: torch.Tensor, val_fraction: float, seed: int) -> tu
     require_label_vector("labels", labels)
     val_fraction = require_fraction("val_fraction", val_fraction)
     seed = require_count("seed", seed)
-    raise NotImplementedError('stratified_split is not implemented yet: see course/01_data.ipynb, section "A validation split that keeps the class balance".')
+    raise NotImplementedError(
+        "stratified_split is not implemented yet: see course/01_data.ipynb, "
+        "section \"A validation split that keeps the class balance\".")
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +73,9 @@ def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     require_images("images", images)
     if images.shape[0] * images.shape[2] * images.shape[3] == 0:
         raise ValueError(f"images must hold at least one pixel per channel; got shape {tuple(images.shape)}")
-    raise NotImplementedError('channel_stats is not implemented yet: see course/01_data.ipynb, section "Channel statistics, computed on the training split only".')
+    raise NotImplementedError(
+        "channel_stats is not implemented yet: see course/01_data.ipynb, "
+        "section \"Channel statistics, computed on the training split only\".")
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -116,7 +120,9 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
     require_images("images", images, floating=False)
     padding = require_count("padding", padding)
     require_generator("generator", generator)
-    raise NotImplementedError('random_crop is not implemented yet: see course/01_data.ipynb, section "Augmentation: random crops".')
+    raise NotImplementedError(
+        "random_crop is not implemented yet: see course/01_data.ipynb, "
+        "section \"Augmentation: random crops\".")
 
 
 def random_hflip(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
@@ -138,7 +144,9 @@ def random_hflip(images: torch.Tensor, p: float, generator: torch.Generator) -> 
     require_images("images", images, floating=False)
     p = require_probability("p", p)
     require_generator("generator", generator)
-    raise NotImplementedError('random_hflip is not implemented yet: see course/01_data.ipynb, section "Augmentation: horizontal flips, and when not to use them".')
+    raise NotImplementedError(
+        "random_hflip is not implemented yet: see course/01_data.ipynb, "
+        "section \"Augmentation: horizontal flips, and when not to use them\".")
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -155,7 +163,9 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """
     num_classes = require_count("num_classes", num_classes, minimum=1)
     require_label_vector("labels", labels, num_classes)
-    raise NotImplementedError('one_hot is not implemented yet: see course/01_data.ipynb, section "Labels as one-hot vectors".')
+    raise NotImplementedError(
+        "one_hot is not implemented yet: see course/01_data.ipynb, "
+        "section \"Labels as one-hot vectors\".")
 
 
 def minibatch_indices(
@@ -185,4 +195,6 @@ def minibatch_indices(
         require_generator("generator", generator)
     if n == 0:
         return []
-    raise NotImplementedError('minibatch_indices is not implemented yet: see course/01_data.ipynb, section "Mini-batches".')
+    raise NotImplementedError(
+        "minibatch_indices is not implemented yet: see course/01_data.ipynb, "
+        "section \"Mini-batches\".")

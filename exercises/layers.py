@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_class_labels,
     require_float_tensor,
     require_fraction,
@@ -40,7 +40,9 @@ def relu_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
     Explained in course/00_welcome.ipynb, section "Your first exercise: ReLU".
     """
     require_float_tensor("x", x)
-    raise NotImplementedError('relu_forward is not implemented yet: see course/00_welcome.ipynb, section "Your first exercise: ReLU".')
+    raise NotImplementedError(
+        "relu_forward is not implemented yet: see course/00_welcome.ipynb, "
+        "section \"Your first exercise: ReLU\".")
 
 
 def relu_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
@@ -57,7 +59,9 @@ def relu_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
     Explained in course/00_welcome.ipynb, section "Your first exercise: ReLU".
     """
     require_float_tensor("dout", dout)
-    raise NotImplementedError('relu_backward is not implemented yet: see course/00_welcome.ipynb, section "Your first exercise: ReLU".')
+    raise NotImplementedError(
+        "relu_backward is not implemented yet: see course/00_welcome.ipynb, "
+        "section \"Your first exercise: ReLU\".")
 
 
 # ----------------------------------------------------------------------------- the linear layer
@@ -84,7 +88,9 @@ def linear_forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> tuple[t
     require_shape("b", b, (w.shape[1],), "M")
     require_same_dtype("w", w, "x", x)
     require_same_dtype("b", b, "x", x)
-    raise NotImplementedError('linear_forward is not implemented yet: see course/02_backprop.ipynb, section "The linear layer".')
+    raise NotImplementedError(
+        "linear_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"The linear layer\".")
 
 
 def linear_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,7 +113,9 @@ def linear_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch
     Explained in course/02_backprop.ipynb, section "The linear layer".
     """
     require_float_tensor("dout", dout)
-    raise NotImplementedError('linear_backward is not implemented yet: see course/02_backprop.ipynb, section "The linear layer".')
+    raise NotImplementedError(
+        "linear_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"The linear layer\".")
 
 
 # ----------------------------------------------------------------------------- activations
@@ -129,7 +137,9 @@ def sigmoid_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
     Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
     """
     require_float_tensor("x", x)
-    raise NotImplementedError('sigmoid_forward is not implemented yet: see course/02_backprop.ipynb, section "Activations: sigmoid and tanh".')
+    raise NotImplementedError(
+        "sigmoid_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Activations: sigmoid and tanh\".")
 
 
 def sigmoid_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
@@ -145,7 +155,9 @@ def sigmoid_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
     Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
     """
     require_float_tensor("dout", dout)
-    raise NotImplementedError('sigmoid_backward is not implemented yet: see course/02_backprop.ipynb, section "Activations: sigmoid and tanh".')
+    raise NotImplementedError(
+        "sigmoid_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Activations: sigmoid and tanh\".")
 
 
 def tanh_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -163,7 +175,9 @@ def tanh_forward(x: torch.Tensor) -> tuple[torch.Tensor, Any]:
     Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
     """
     require_float_tensor("x", x)
-    raise NotImplementedError('tanh_forward is not implemented yet: see course/02_backprop.ipynb, section "Activations: sigmoid and tanh".')
+    raise NotImplementedError(
+        "tanh_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Activations: sigmoid and tanh\".")
 
 
 def tanh_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
@@ -179,7 +193,9 @@ def tanh_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
     Explained in course/02_backprop.ipynb, section "Activations: sigmoid and tanh".
     """
     require_float_tensor("dout", dout)
-    raise NotImplementedError('tanh_backward is not implemented yet: see course/02_backprop.ipynb, section "Activations: sigmoid and tanh".')
+    raise NotImplementedError(
+        "tanh_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Activations: sigmoid and tanh\".")
 
 
 # ----------------------------------------------------------------------------- the loss
@@ -212,7 +228,9 @@ def softmax_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[t
     if logits.shape[0] == 0 or logits.shape[1] == 0:
         raise ValueError(f"logits must hold at least one sample and one class, got shape {tuple(logits.shape)}")
     require_class_labels("labels", labels, logits.shape[0], logits.shape[1])
-    raise NotImplementedError('softmax_cross_entropy is not implemented yet: see course/02_backprop.ipynb, section "Softmax cross-entropy".')
+    raise NotImplementedError(
+        "softmax_cross_entropy is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Softmax cross-entropy\".")
 
 
 # ----------------------------------------------------------------------------- regularization layers
@@ -241,8 +259,11 @@ def dropout_forward(x: torch.Tensor, p: float, training: bool,
     require_float_tensor("x", x)
     p = require_fraction("p", p)
     if training and p > 0 and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator when dropping in training, got {type(generator).__name__}")
-    raise NotImplementedError('dropout_forward is not implemented yet: see course/02_backprop.ipynb, section "Inverted dropout".')
+        raise ValueError("generator must be a torch.Generator when dropping in training, "
+                         f"got {type(generator).__name__}")
+    raise NotImplementedError(
+        "dropout_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Inverted dropout\".")
 
 
 def dropout_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
@@ -259,7 +280,9 @@ def dropout_backward(dout: torch.Tensor, cache: Any) -> torch.Tensor:
     Explained in course/02_backprop.ipynb, section "Inverted dropout".
     """
     require_float_tensor("dout", dout)
-    raise NotImplementedError('dropout_backward is not implemented yet: see course/02_backprop.ipynb, section "Inverted dropout".')
+    raise NotImplementedError(
+        "dropout_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Inverted dropout\".")
 
 
 def batchnorm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
@@ -292,7 +315,9 @@ def batchnorm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     require_same_dtype("beta", beta, "x", x)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"eps must be a positive number, got {eps!r}")
-    raise NotImplementedError('batchnorm_forward is not implemented yet: see course/02_backprop.ipynb, section "Batch normalization".')
+    raise NotImplementedError(
+        "batchnorm_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Batch normalization\".")
 
 
 def batchnorm_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -314,7 +339,9 @@ def batchnorm_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, to
     Explained in course/02_backprop.ipynb, section "Batch normalization".
     """
     require_float_tensor("dout", dout)
-    raise NotImplementedError('batchnorm_backward is not implemented yet: see course/02_backprop.ipynb, section "Batch normalization".')
+    raise NotImplementedError(
+        "batchnorm_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Batch normalization\".")
 
 
 # ----------------------------------------------------------------------------- a whole network
@@ -365,4 +392,6 @@ def two_layer_net_loss(params: dict[str, torch.Tensor], x: torch.Tensor, y: torc
     require_class_labels("y", y, x.shape[0], W2.shape[1])
     if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg >= 0:
         raise ValueError(f"reg must be a number >= 0, got {reg!r}")
-    raise NotImplementedError('two_layer_net_loss is not implemented yet: see course/02_backprop.ipynb, section "A two-layer net".')
+    raise NotImplementedError(
+        "two_layer_net_loss is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"A two-layer net\".")

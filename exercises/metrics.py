@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_bool_vector,
     require_choice,
     require_generator,
@@ -58,7 +58,9 @@ def accuracy(output: torch.Tensor, labels: torch.Tensor) -> float:
         require_label_vector("labels", labels)
     require_same_length("output", output, "labels", labels)
     require_nonempty("labels", labels)
-    raise NotImplementedError('accuracy is not implemented yet: see course/05_evaluation.ipynb, section "Accuracy, and how sure we are of it".')
+    raise NotImplementedError(
+        "accuracy is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"Accuracy, and how sure we are of it\".")
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -83,7 +85,9 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
     require_label_vector("preds", preds, num_classes)
     require_label_vector("labels", labels, num_classes)
     require_same_length("preds", preds, "labels", labels)
-    raise NotImplementedError('confusion_matrix is not implemented yet: see course/05_evaluation.ipynb, section "The confusion matrix".')
+    raise NotImplementedError(
+        "confusion_matrix is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"The confusion matrix\".")
 
 
 def precision_recall_f1(
@@ -122,7 +126,9 @@ def precision_recall_f1(
     """
     require_square_counts("cm", cm)
     require_choice("average", average, AVERAGES)
-    raise NotImplementedError('precision_recall_f1 is not implemented yet: see course/05_evaluation.ipynb, section "Precision, recall and F1".')
+    raise NotImplementedError(
+        "precision_recall_f1 is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"Precision, recall and F1\".")
 
 
 def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -146,7 +152,9 @@ def top_k_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     require_same_length("logits", logits, "labels", labels)
     require_nonempty("labels", labels)
     k = require_int_at_least("k", k, 1)
-    raise NotImplementedError('top_k_accuracy is not implemented yet: see course/05_evaluation.ipynb, section "Top-k accuracy".')
+    raise NotImplementedError(
+        "top_k_accuracy is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"Top-k accuracy\".")
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
@@ -176,7 +184,9 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
     require_same_length("probs", probs, "labels", labels)
     require_nonempty("labels", labels)
     n_bins = require_int_at_least("n_bins", n_bins, 1)
-    raise NotImplementedError('expected_calibration_error is not implemented yet: see course/05_evaluation.ipynb, section "Calibration: is 90 % confident right 90 % of the time?".')
+    raise NotImplementedError(
+        "expected_calibration_error is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"Calibration: is 90 % confident right 90 % of the time?\".")
 
 
 def tta_predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -200,7 +210,9 @@ def tta_predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     require_images("x", x)
-    raise NotImplementedError('tta_predict is not implemented yet: see course/05_evaluation.ipynb, section "Test-time augmentation".')
+    raise NotImplementedError(
+        "tta_predict is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"Test-time augmentation\".")
 
 
 def bootstrap_accuracy_ci(
@@ -231,4 +243,6 @@ def bootstrap_accuracy_ci(
     alpha = require_open_fraction("alpha", alpha)
     if generator is not None:
         require_generator("generator", generator)
-    raise NotImplementedError('bootstrap_accuracy_ci is not implemented yet: see course/05_evaluation.ipynb, section "Accuracy, and how sure we are of it".')
+    raise NotImplementedError(
+        "bootstrap_accuracy_ci is not implemented yet: see course/05_evaluation.ipynb, "
+        "section \"Accuracy, and how sure we are of it\".")

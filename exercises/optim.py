@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from exercises.validate import require_betas, require_count, require_fraction, require_non_negative
+from exercises.kit.validate import require_betas, require_count, require_fraction, require_non_negative
 
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
@@ -68,7 +68,9 @@ class SGD(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        raise NotImplementedError('step is not implemented yet: see course/04_training.ipynb, section "Optimizers: SGD with momentum, Nesterov and weight decay".')
+        raise NotImplementedError(
+            "step is not implemented yet: see course/04_training.ipynb, "
+            "section \"Optimizers: SGD with momentum, Nesterov and weight decay\".")
         return loss
 
 
@@ -108,7 +110,9 @@ class AdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        raise NotImplementedError('step is not implemented yet: see course/04_training.ipynb, section "Adam with decoupled weight decay: AdamW".')
+        raise NotImplementedError(
+            "step is not implemented yet: see course/04_training.ipynb, "
+            "section \"Adam with decoupled weight decay: AdamW\".")
         return loss
 
 
@@ -132,4 +136,6 @@ def warmup_cosine_lr(step: int, total_steps: int, peak_lr: float, warmup_steps: 
     require_count("warmup_steps", warmup_steps)
     require_non_negative("peak_lr", peak_lr)
     require_non_negative("final_lr", final_lr)
-    raise NotImplementedError('warmup_cosine_lr is not implemented yet: see course/04_training.ipynb, section "A warmup-cosine learning-rate schedule".')
+    raise NotImplementedError(
+        "warmup_cosine_lr is not implemented yet: see course/04_training.ipynb, "
+        "section \"A warmup-cosine learning-rate schedule\".")

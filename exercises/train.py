@@ -7,7 +7,7 @@
 
 A *loader* here is anything that yields batches ``(x, y)``: images ``x`` of shape ``N×C×H×W`` and
 ``int64`` labels ``y`` of shape ``N``, possibly still on the CPU (a ``torch.utils.data.DataLoader``,
-a list of pairs, or the course's ``exercises.training_utils.TensorLoader``). The last batch may be
+a list of pairs, or the course's ``exercises.kit.training.TensorLoader``). The last batch may be
 shorter than the others.
 """
 
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exercises.validate import require_count, require_device, require_seed
+from exercises.kit.validate import require_count, require_device, require_seed
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -56,7 +56,9 @@ def train_one_epoch(model: nn.Module, loader: Batches, optimizer: torch.optim.Op
     Explained in course/04_training.ipynb, section "The training loop: train_one_epoch".
     """
     device = require_device("device", device)
-    raise NotImplementedError('train_one_epoch is not implemented yet: see course/04_training.ipynb, section "The training loop: train_one_epoch".')
+    raise NotImplementedError(
+        "train_one_epoch is not implemented yet: see course/04_training.ipynb, "
+        "section \"The training loop: train_one_epoch\".")
 
 
 def evaluate(model: nn.Module, loader: Batches, device: torch.device | str,
@@ -73,7 +75,9 @@ def evaluate(model: nn.Module, loader: Batches, device: torch.device | str,
     Explained in course/04_training.ipynb, section "Evaluation: evaluate".
     """
     device = require_device("device", device)
-    raise NotImplementedError('evaluate is not implemented yet: see course/04_training.ipynb, section "Evaluation: evaluate".')
+    raise NotImplementedError(
+        "evaluate is not implemented yet: see course/04_training.ipynb, "
+        "section \"Evaluation: evaluate\".")
 
 
 def build_cnn(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
@@ -82,7 +86,7 @@ def build_cnn(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
     Requirements: it accepts images of 28×28 (MNIST) and 32×32 (CIFAR-10), so end with a global
     pooling such as ``nn.AdaptiveMaxPool2d(1)`` rather than a ``Linear`` sized for one image size;
     it returns raw logits (no softmax: the cross-entropy applies it); it has at most 2 million
-    parameters; and trained with the course's fixed CPU budget (``exercises.training_utils.
+    parameters; and trained with the course's fixed CPU budget (``exercises.kit.training.
     CPU_BUDGET``: 4 epochs of AdamW with a warmup-cosine schedule, batch size 64, on 4,000 digits of
     the embedded MNIST subset, single-threaded) it reaches at least 97 % validation accuracy on the
     other 1,000. Batch normalization after each convolution makes that easy; see the notebook.
@@ -91,7 +95,9 @@ def build_cnn(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
     """
     require_count("in_channels", in_channels, 1)
     require_count("num_classes", num_classes, 2)
-    raise NotImplementedError('build_cnn is not implemented yet: see course/04_training.ipynb, section "Your CNN: build_cnn".')
+    raise NotImplementedError(
+        "build_cnn is not implemented yet: see course/04_training.ipynb, "
+        "section \"Your CNN: build_cnn\".")
 
 
 def set_seed(seed: int) -> None:
@@ -104,4 +110,6 @@ def set_seed(seed: int) -> None:
     Explained in course/04_training.ipynb, section "Fixing the seeds: set_seed".
     """
     require_seed("seed", seed)
-    raise NotImplementedError('set_seed is not implemented yet: see course/04_training.ipynb, section "Fixing the seeds: set_seed".')
+    raise NotImplementedError(
+        "set_seed is not implemented yet: see course/04_training.ipynb, "
+        "section \"Fixing the seeds: set_seed\".")

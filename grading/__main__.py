@@ -84,11 +84,11 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from grading.release import ReleaseLeak, build_release
+    from grading.release import ReleaseError, build_release
 
     try:
         path = build_release(Path(args.out))
-    except ReleaseLeak as exc:
+    except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"learner release: {path} and {path.with_suffix('.zip')}")

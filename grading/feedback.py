@@ -1,11 +1,12 @@
-"""What a learner reads about their grade: Markdown and HTML from one result record.
+"""What a learner reads about their grade: Markdown, HTML and Gradescope's ``results.json`` from one record.
 
-A record (``results/<learner>.json``) lists every hidden test: its exercise, the property it
-checks (a title such as "equals max(0, x) on a 2×3 float32 input"), its points, and for a failure
-the diagnosis: which property failed and the likely mistake. Diagnoses are written by the course's
-judges and never quote hidden inputs or expected values. Text that comes from the learner's own
-code (an exception's message) goes through ``redact`` first, so that code cannot smuggle the
-hidden inputs it was given into its own feedback; what it printed is never shown.
+A record (``grading.records.LearnerRecord``, saved as ``results/<learner>.json``) lists every hidden
+test: its exercise, the property it checks (a title such as "equals max(0, x) on a 2×3 float32
+input"), its points, and for a failure the diagnosis: which property failed and the likely mistake.
+Diagnoses are written by the course's judges and never quote hidden inputs or expected values. Text
+that comes from the learner's own code (an exception's message) goes through ``redact`` first, so
+that code cannot smuggle the hidden inputs it was given into its own feedback; what it printed is
+never shown.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import html as html_lib
 import re
 from typing import Any
+
+from grading.records import LearnerRecord, TestResult
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _NUMBER_RUN = re.compile(rf"{_NUMBER}(?:[\s,;\[\]()]+{_NUMBER}){{3,}}")
@@ -29,10 +32,10 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def _by_exercise(record: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for test in record["tests"]:
-        grouped.setdefault(test["exercise"], []).append(test)
+def _by_exercise(record: LearnerRecord) -> dict[str, list[TestResult]]:
+    grouped: dict[str, list[TestResult]] = {}
+    for test in record.tests:
+        grouped.setdefault(test.exercise, []).append(test)
     return grouped
 
 
@@ -40,22 +43,22 @@ INTRO = ("Each line is one property of an exercise, checked on inputs you have n
          "For each one that failed: what went wrong, and the likely mistake.")
 
 
-def markdown(record: dict[str, Any]) -> str:
+def markdown(record: LearnerRecord) -> str:
     """The learner's feedback as Markdown: each exercise, each property, each diagnosis."""
-    lines = [f"# Feedback for {record['learner']}", "",
-             f"**Score: {_num(record['total'])} / {_num(record['max'])}**", "", INTRO, ""]
-    for note in record["notes"]:
+    lines = [f"# Feedback for {record.learner}", "",
+             f"**Score: {_num(record.total)} / {_num(record.max)}**", "", INTRO, ""]
+    for note in record.notes:
         lines.append(f"> Note: {note}")
-    if record["notes"]:
+    if record.notes:
         lines.append("")
     for exercise, tests in _by_exercise(record).items():
-        score = record["exercises"][exercise]
-        lines.append(f"## {exercise}: {_num(score['score'])} / {_num(score['max'])}")
+        score = record.exercises[exercise]
+        lines.append(f"## {exercise}: {_num(score.score)} / {_num(score.max)}")
         for t in tests:
-            mark = "✓" if t["passed"] else "✗"
-            lines.append(f"- {mark} {t['title']} ({_num(t['max_points'])} pt)")
-            if not t["passed"]:
-                lines.extend(f"  {line}" for line in t["message"].splitlines())
+            mark = "✓" if t.passed else "✗"
+            lines.append(f"- {mark} {t.title} ({_num(t.max_points)} pt)")
+            if not t.passed:
+                lines.extend(f"  {line}" for line in t.message.splitlines())
         lines.append("")
     return "\n".join(lines)
 
@@ -73,31 +76,41 @@ ul { list-style: none; padding-left: 0; } li { margin: .35rem 0; }
 """
 
 
-def html(record: dict[str, Any]) -> str:
+def html(record: LearnerRecord) -> str:
     """The same feedback as a standalone HTML page (no scripts, no external resources)."""
     e = html_lib.escape
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>Feedback for {e(record['learner'])}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>Feedback for {e(record['learner'])}</h1>",
-             f'<p class="score">Score: {_num(record["total"])} / {_num(record["max"])}</p>',
+             f"<title>Feedback for {e(record.learner)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>Feedback for {e(record.learner)}</h1>",
+             f'<p class="score">Score: {_num(record.total)} / {_num(record.max)}</p>',
              f"<p>{e(INTRO)}</p>"]
-    parts += [f'<p class="note">Note: {e(note)}</p>' for note in record["notes"]]
+    parts += [f'<p class="note">Note: {e(note)}</p>' for note in record.notes]
     for exercise, tests in _by_exercise(record).items():
-        score = record["exercises"][exercise]
-        parts.append(f"<h2>{e(exercise)}: {_num(score['score'])} / {_num(score['max'])}</h2><ul>")
+        score = record.exercises[exercise]
+        parts.append(f"<h2>{e(exercise)}: {_num(score.score)} / {_num(score.max)}</h2><ul>")
         for t in tests:
-            status = "pass" if t["passed"] else "fail"
-            why = "" if t["passed"] else f'<div class="why">{e(t["message"])}</div>'
-            parts.append(f'<li class="{status}">{e(t["title"])} <span class="pts">({_num(t["max_points"])} pt)</span>{why}</li>')
+            status = "pass" if t.passed else "fail"
+            why = "" if t.passed else f'<div class="why">{e(t.message)}</div>'
+            parts.append(f'<li class="{status}">{e(t.title)} '
+                         f'<span class="pts">({_num(t.max_points)} pt)</span>{why}</li>')
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def summary_text(record: dict[str, Any]) -> str:
+def summary_text(record: LearnerRecord) -> str:
     """A short plain-text summary: the score, the notes, and each exercise's points."""
-    lines = [f"Score: {_num(record['total'])} / {_num(record['max'])}"]
-    lines += [f"Note: {note}" for note in record["notes"]]
-    for exercise, score in record["exercises"].items():
-        lines.append(f"{exercise}: {_num(score['score'])} / {_num(score['max'])}")
+    lines = [f"Score: {_num(record.total)} / {_num(record.max)}"]
+    lines += [f"Note: {note}" for note in record.notes]
+    for exercise, score in record.exercises.items():
+        lines.append(f"{exercise}: {_num(score.score)} / {_num(score.max)}")
     return "\n".join(lines)
+
+
+def gradescope_results(record: LearnerRecord) -> dict[str, Any]:
+    """Gradescope's ``results.json`` for one learner's record: a test per hidden test, the diagnosis as its output."""
+    tests = [{"name": f"{t.exercise}: {t.title}", "score": t.points, "max_score": t.max_points,
+              "status": "passed" if t.passed else "failed", "output": "" if t.passed else t.message,
+              "visibility": "visible"} for t in record.tests]
+    return {"score": record.total, "output": INTRO + "\n\n" + summary_text(record), "visibility": "visible",
+            "stdout_visibility": "hidden", "tests": tests}

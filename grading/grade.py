@@ -25,12 +25,12 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from grading import PROJECT_ROOT, feedback
+from grading.records import LearnerRecord, TestResult
 from grading.sandbox import Limits, Sandbox, default_masks
 from grading.submissions import Submission, discover, stage
-from grading.suite import HiddenTest, TestResult, exercise_columns, fingerprint, load_suite, run_suite
+from grading.suite import HiddenTest, exercise_columns, fingerprint, load_suite, run_suite
 
 
 @dataclass
@@ -72,7 +72,7 @@ def batch_masks(submissions_root: Path, out_dir: Path, stage_root: Path) -> tupl
     return tuple(sorted({Path(submissions_root).resolve(), Path(out_dir).resolve(), Path(stage_root).resolve()}))
 
 
-def _not_run(tests: list[HiddenTest], why: str) -> list[TestResult]:
+def not_run(tests: list[HiddenTest], why: str) -> list[TestResult]:
     return [TestResult(t.exercise, t.name, t.name.rpartition(".")[2].replace("_", " "), 0.0, t.points, False, why)
             for t in tests]
 
@@ -101,7 +101,7 @@ def grade_submission(sub: Submission, tests: list[HiddenTest], limits: Limits, m
         for index, (key, group) in enumerate(groups.items()):
             if key.startswith("missing:"):
                 why = f"nothing was submitted for {key.removeprefix('missing:')}, the chapter that teaches this."
-                outcome.update((r.name, r) for r in _not_run(group, why))
+                outcome.update((r.name, r) for r in not_run(group, why))
                 continue
             root = stage(sub, Path(tmp) / str(index), sub.chapters[key] if key else sub.files)
             with Sandbox(root, limits, masks=(*default_masks(), *masks)) as sandbox:
@@ -111,53 +111,34 @@ def grade_submission(sub: Submission, tests: list[HiddenTest], limits: Limits, m
     return [outcome[t.name] for t in tests]
 
 
-def summarize(results: list[TestResult], columns: list[str]) -> dict[str, dict[str, float]]:
-    scores = {c: {"score": 0.0, "max": 0.0} for c in columns}
-    for r in results:
-        scores[r.exercise]["score"] += r.points
-        scores[r.exercise]["max"] += r.max_points
-    return scores
-
-
-def make_record(sub: Submission, results: list[TestResult], columns: list[str], key: str) -> dict[str, Any]:
-    scores = summarize(results, columns)
-    return {
-        "learner": sub.learner, "source": sub.path.name, "key": key,
-        "exercises": scores, "total": sum(s["score"] for s in scores.values()),
-        "max": sum(s["max"] for s in scores.values()), "notes": list(sub.notes),
-        "tests": [r.to_dict() for r in results],
-    }
-
-
-def feedback_markdown(record: dict[str, Any]) -> str:
-    """The learner's feedback as Markdown (see ``grading.feedback``)."""
-    return feedback.markdown(record)
+def make_record(sub: Submission, results: list[TestResult], columns: list[str], key: str) -> LearnerRecord:
+    return LearnerRecord.from_results(sub.learner, results, columns, source=sub.path.name, key=key,
+                                      notes=list(sub.notes))
 
 
 def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def write_csv(out_dir: Path, records: list[dict[str, Any]], columns: list[str]) -> Path:
+def write_csv(out_dir: Path, records: list[LearnerRecord], columns: list[str]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["learner", *columns, "total", "max"])
-    for r in sorted(records, key=lambda r: r["learner"]):
-        writer.writerow([r["learner"], *(_num(r["exercises"].get(c, {}).get("score", 0.0)) for c in columns),
-                         _num(r["total"]), _num(r["max"])])
+    for r in sorted(records, key=lambda r: r.learner):
+        writer.writerow([r.learner, *(_num(r.exercises[c].score if c in r.exercises else 0.0) for c in columns),
+                         _num(r.total), _num(r.max)])
     path = out_dir / "grades.csv"
     _write_if_changed(path, buffer.getvalue())
     return path
 
 
-def write_outputs(out_dir: Path, record: dict[str, Any]) -> None:
+def write_outputs(out_dir: Path, record: LearnerRecord) -> None:
     """Every file derived from one learner's record."""
-    from grading.gradescope import results_json
-
-    learner = record["learner"]
+    learner = record.learner
     _write_if_changed(out_dir / "feedback" / f"{learner}.md", feedback.markdown(record))
     _write_if_changed(out_dir / "feedback" / f"{learner}.html", feedback.html(record))
-    _write_if_changed(out_dir / "gradescope" / learner / "results.json", json.dumps(results_json(record), indent=1))
+    _write_if_changed(out_dir / "gradescope" / learner / "results.json",
+                      json.dumps(feedback.gradescope_results(record), indent=1))
 
 
 def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Limits | None = None,
@@ -178,7 +159,7 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
     columns = exercise_columns(tests)
     suite_id = f"{fingerprint()}:{assignment or ''}:{','.join(sorted(exclude))}"
     results_dir = out_dir / "results"
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, LearnerRecord] = {}
     todo: list[Submission] = []
     reused: list[str] = []
     for sub in submissions:
@@ -186,13 +167,13 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
         path = results_dir / f"{sub.learner}.json"
         if not force and path.exists():
             try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-                if old.get("key") == key:
+                old = LearnerRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+                if old.key == key:
                     records[sub.learner] = old
                     reused.append(sub.learner)
                     continue
-            except (OSError, ValueError):
-                pass  # unreadable (it cannot be half-written): grade again
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # unreadable or of an older format (it cannot be half-written): grade again
         todo.append(sub)
 
     stage_root = Path(tempfile.mkdtemp(prefix="grade-stage-"))
@@ -216,9 +197,9 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
                     results = future.result()
                 except Exception as exc:  # the sandbox itself failed: grade 0 with the reason, keep going
                     sub.notes.append(f"the grader could not run this submission: {exc}")
-                    results = _not_run(tests, "not run: the grader could not start a sandbox for this submission.")
+                    results = not_run(tests, "not run: the grader could not start a sandbox for this submission.")
                 record = make_record(sub, results, columns, f"{suite_id}:{sub.digest()}")
-                atomic_write(results_dir / f"{sub.learner}.json", json.dumps(record, indent=1))
+                atomic_write(results_dir / f"{sub.learner}.json", json.dumps(record.to_json(), indent=1))
                 records[sub.learner] = record
                 if bar:
                     bar.update(1)

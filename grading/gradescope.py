@@ -1,12 +1,12 @@
-"""Gradescope: results in its autograder format, and an autograder bundle built from the hidden tests.
+"""Gradescope: an autograder bundle built from the hidden tests, and the command it runs.
 
-``results_json`` turns one learner's record into Gradescope's ``results.json`` (a test per hidden
-test, with the diagnosis as its output). ``build_bundle`` writes the zip an instructor uploads as a
-"programming assignment" autograder: ``setup.sh`` (installs Python 3.11+, CPU torch and what the judges use),
-``run_autograder`` (grades ``/autograder/submission`` into ``/autograder/results/results.json``
-with the same isolated runner and hidden tests), the grader (``grading/``, hidden tests included),
-the course's ``exercises`` package, and a catalog of the exercise modules. It holds no reference
-solution. ``run`` is what ``run_autograder`` calls.
+``build_bundle`` writes the zip an instructor uploads as a "programming assignment" autograder:
+``setup.sh`` (installs Python 3.11+, CPU torch and what the judges use), ``run_autograder`` (grades
+``/autograder/submission`` into ``/autograder/results/results.json`` with the same isolated runner and
+hidden tests), the grader (``grading/``, hidden tests included), the course's ``exercises`` package
+(stubs: it says which modules are exercises and which chapter teaches each) and the chapter notebooks
+(the course's order). It holds no reference solution. ``run`` is what ``run_autograder`` calls; the
+results are formatted by ``grading.feedback.gradescope_results``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from grading import PROJECT_ROOT, feedback
+from grading import PROJECT_ROOT
+from grading.feedback import gradescope_results
+from grading.records import LearnerRecord
 
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when the autograder image is built.
@@ -54,27 +56,6 @@ exec "$PYTHON" -m grading gradescope-run "$ROOT/submission" "$ROOT/results/resul
 """
 
 
-def results_json(record: dict[str, Any]) -> dict[str, Any]:
-    """Gradescope's ``results.json`` for one learner's record."""
-    tests = []
-    for test in record["tests"]:
-        tests.append({
-            "name": f"{test['exercise']}: {test['title']}",
-            "score": test["points"],
-            "max_score": test["max_points"],
-            "status": "passed" if test["passed"] else "failed",
-            "output": test["message"] if not test["passed"] else "",
-            "visibility": "visible",
-        })
-    return {
-        "score": record["total"],
-        "output": feedback.INTRO + "\n\n" + feedback.summary_text(record),
-        "visibility": "visible",
-        "stdout_visibility": "hidden",
-        "tests": tests,
-    }
-
-
 def solution_leaks(bundle: Path, root: Path = PROJECT_ROOT) -> list[str]:
     """How ``bundle`` would expose the reference solutions: a ``solutions`` folder, or an exercise
     module that is not exactly the stub generated from its solution."""
@@ -90,14 +71,11 @@ def solution_leaks(bundle: Path, root: Path = PROJECT_ROOT) -> list[str]:
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
-    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints",
-                                                                "catalog.json"))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
 
 
 def build_bundle(out: Path, root: Path = PROJECT_ROOT) -> Path:
     """Write the Gradescope autograder zip to ``out`` (``.zip``); return its path."""
-    from grading.catalog import write_manifest
-
     out = Path(out)
     if out.suffix != ".zip":
         out = out.with_suffix(".zip")
@@ -106,7 +84,9 @@ def build_bundle(out: Path, root: Path = PROJECT_ROOT) -> Path:
         stage = Path(tmp)
         _copy_tree(root / "grading", stage / "grading")
         _copy_tree(root / "exercises", stage / "exercises")
-        write_manifest(stage / "grading" / "catalog.json")
+        (stage / "course").mkdir()
+        for notebook in sorted((root / "course").glob("[0-9][0-9]_*.ipynb")):
+            shutil.copy2(notebook, stage / "course" / notebook.name)
         (stage / "setup.sh").write_text(SETUP_SH, encoding="utf-8")
         (stage / "run_autograder").write_text(RUN_AUTOGRADER, encoding="utf-8")
         leaks = solution_leaks(stage, root)
@@ -127,7 +107,7 @@ def build_bundle(out: Path, root: Path = PROJECT_ROOT) -> Path:
 
 def run(submission_dir: Path, results_path: Path, timeout: float = 10.0) -> dict[str, Any]:
     """Grade the one submission in ``submission_dir`` and write Gradescope's ``results.json``."""
-    from grading.grade import atomic_write, grade_submission, make_record
+    from grading.grade import atomic_write, grade_submission, make_record, not_run
     from grading.sandbox import Limits
     from grading.submissions import Submission, read_submission
     from grading.suite import exercise_columns, load_suite
@@ -136,7 +116,7 @@ def run(submission_dir: Path, results_path: Path, timeout: float = 10.0) -> dict
     sub = Submission("submission", Path(submission_dir))
     tests = load_suite()
     columns = exercise_columns(tests)
-    record: dict[str, Any]
+    record: LearnerRecord
     try:
         read_submission(sub)
         isolation: list[str] = []
@@ -145,12 +125,11 @@ def run(submission_dir: Path, results_path: Path, timeout: float = 10.0) -> dict
         record = make_record(sub, results, columns, "")
         print(f"isolation: {isolation[0] if isolation else 'unknown'}")
     except Exception as exc:  # never leave Gradescope without a results file
-        record = {"learner": "submission", "notes": [f"the grader failed: {type(exc).__name__}: {exc}"],
-                  "exercises": {c: {"score": 0.0, "max": 0.0} for c in columns},
-                  "total": 0.0, "max": sum(t.points for t in tests), "tests": []}
+        record = LearnerRecord.from_results("submission", not_run(tests, "not run: the grader failed."), columns,
+                                            notes=[f"the grader failed: {type(exc).__name__}: {exc}"])
         print(f"error: {exc}")
-    result = results_json(record)
+    result = gradescope_results(record)
     result["execution_time"] = round(time.monotonic() - start, 2)
     atomic_write(Path(results_path), json.dumps(result, indent=1))
-    print(f"score {record['total']:g} / {record['max']:g}")
+    print(f"score {record.total:g} / {record.max:g}")
     return result

@@ -46,7 +46,7 @@ LEARNER_TAGS = {"skip-execution", "raises-exception", "skip", "remove-cell"}
 DEFAULT_DIR = PROJECT_ROOT / "build" / "nbgrader"
 IGNORE_STDERR = r"(?:\w*Warning\b|\d+%\||it/s\]|s/it\])"
 NOTEBOOK_TIMEOUT = 600  # seconds per cell when learner cells are executed (chapter 4 trains a CNN)
-_NOTES: dict[tuple[str, str], list[str]] = {}  # (student, assignment) -> notes from the pre-convert hook
+REPAIR_NOTES: dict[tuple[str, str], list[str]] = {}  # (student, assignment) -> notes from the pre-convert hook
 
 
 # ----------------------------------------------------------------------------- what the course holds
@@ -115,7 +115,8 @@ def build_course(course_dir: Path = DEFAULT_DIR, execute_learner_cells: bool = F
         "import sys\n\n"
         f"sys.path.insert(0, {str(root)!r})\n"
         "from grading.nbgrader_course import configure  # noqa: E402\n\n"
-        f"configure(c, course_dir={str(course_dir)!r}, execute_learner_cells={execute_learner_cells!r})  # noqa: F821\n",
+        f"configure(c, course_dir={str(course_dir)!r}, "
+        f"execute_learner_cells={execute_learner_cells!r})  # noqa: F821\n",
         encoding="utf-8")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".progress*")
     for chapter, exercises in chapters.items():
@@ -142,8 +143,7 @@ def configure(c: Any, course_dir: str | Path, execute_learner_cells: bool = Fals
         SaveAutoGrades,
     )
 
-    from grading.catalog import exercise_modules
-    from grading.nbgrader_plugins import HiddenTests, SafeExecute
+    from exercises.kit.catalogue import exercise_modules
 
     course_dir = Path(course_dir)
     os.environ.setdefault("COURSE_FAST", "1")
@@ -151,14 +151,17 @@ def configure(c: Any, course_dir: str | Path, execute_learner_cells: bool = Fals
     c.CourseDirectory.course_id = COURSE_ID
     assignments = sorted(p.name for p in (course_dir / "source").iterdir() if p.is_dir()) \
         if (course_dir / "source").is_dir() else []
-    learner_files = [f"exercises/{name}" for name in sorted(exercise_modules())]
+    learner_files = [f"exercises/{name}.py" for name in exercise_modules()]
     c.Autograde.exclude_overwriting = {a: learner_files for a in assignments}
     c.Autograde.pre_convert_hook = sanitize_submission
     c.OverwriteCells.add_missing_cells = True
-    c.OverwriteCells.missing_cell_notification = "# (This cell was missing from the submission; nbgrader put it back.)\n"
-    chain: list[Any] = [HiddenTests]
+    c.OverwriteCells.missing_cell_notification = ("# (This cell was missing from the submission; "
+                                                  "nbgrader put it back.)\n")
+    # The course's own preprocessors by name: nbgrader imports them (grading.nbgrader_plugins imports
+    # this module, never the other way round).
+    chain: list[Any] = ["grading.nbgrader_plugins.HiddenTests"]
     if execute_learner_cells:
-        chain.append(SafeExecute)
+        chain.append("grading.nbgrader_plugins.SafeExecute")
     chain += [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
               CheckCellMetadata]
     c.Autograde.autograde_preprocessors = chain
@@ -170,6 +173,20 @@ def configure(c: Any, course_dir: str | Path, execute_learner_cells: bool = Fals
 
 
 # ----------------------------------------------------------------------------- repairing submissions
+
+
+def strip_learner_tags(cell: Any) -> bool:
+    """Drop the tags that change how nbgrader runs a cell (``skip-execution``, a forged grading tag);
+    True if any was there."""
+    tags = cell.metadata.get("tags")
+    if tags is None:
+        return False
+    kept = [t for t in tags if isinstance(t, str) and t not in LEARNER_TAGS
+            and not t.startswith("deep-practice-graded")] if isinstance(tags, list) else []
+    if kept == tags:
+        return False
+    cell.metadata["tags"] = kept
+    return True
 
 
 def repair_notebook(path: Path) -> list[str]:
@@ -204,14 +221,9 @@ def repair_notebook(path: Path) -> list[str]:
             cell["id"] = f"cell-{index}-{secrets.token_hex(4)}"
             changed = True
         seen_ids.add(cell["id"])
-        tags = cell.metadata.get("tags")
-        if tags is not None:
-            kept = [t for t in tags if isinstance(t, str) and t not in LEARNER_TAGS
-                    and not t.startswith("deep-practice-graded")] if isinstance(tags, list) else []
-            if kept != tags:
-                cell.metadata["tags"] = kept
-                notes.append(f"tags that change how cells run were removed from cell {index + 1}")
-                changed = True
+        if strip_learner_tags(cell):
+            notes.append(f"tags that change how cells run were removed from cell {index + 1}")
+            changed = True
         meta = cell.metadata.get("nbgrader")
         if meta is None:
             continue
@@ -260,13 +272,13 @@ def sanitize_submission(assignment: str = "", student: str = "", notebooks: list
             quarantined.parent.mkdir(parents=True, exist_ok=True)
             if not quarantined.exists():
                 quarantined.write_bytes(original)
-        _NOTES[(learner, chapter)] = notes
+        REPAIR_NOTES[(learner, chapter)] = notes
 
 
 # ----------------------------------------------------------------------------- grading inside nbgrader
 
 
-def _grade_folder(folder: Path, exercises: list[str], learner: str, notes: list[str], masks: tuple[Path, ...],
+def grade_folder(folder: Path, exercises: list[str], learner: str, notes: list[str], masks: tuple[Path, ...],
                   timeout: float, memory_mb: int) -> tuple[dict[str, list[Any]], list[str]]:
     """Hidden tests of ``exercises`` on the ``exercises/`` package in ``folder``, in the sandbox."""
     from grading.grade import grade_submission
@@ -285,7 +297,7 @@ def _grade_folder(folder: Path, exercises: list[str], learner: str, notes: list[
     return by_exercise, sub.notes
 
 
-def _cell_report(exercise: str, results: list[Any], notes: list[str]) -> tuple[str, float, float]:
+def cell_report(exercise: str, results: list[Any], notes: list[str]) -> tuple[str, float, float]:
     lines = [f"Hidden tests of {exercise}: each line is a property checked on inputs you have not seen."]
     lines += [f"Note: {note}" for note in notes]
     for r in results:
@@ -301,8 +313,8 @@ def hidden_tests(exercise: str, folder: str | Path = ".") -> float:
     instructor runs it by hand. During ``nbgrader autograde`` test cells are graded by ``HiddenTests``
     and never executed."""
     folder = Path(folder).resolve()
-    by_exercise, notes = _grade_folder(folder, [exercise], "instructor", [], (), 10.0, 2048)
-    report, score, _ = _cell_report(exercise, by_exercise[exercise], notes)
+    by_exercise, notes = grade_folder(folder, [exercise], "instructor", [], (), 10.0, 2048)
+    report, score, _ = cell_report(exercise, by_exercise[exercise], notes)
     print(report, end="")
     return score
 
@@ -319,14 +331,16 @@ def nbgrader_env() -> dict[str, str]:
     return env
 
 
-def nbgrader(course_dir: Path, *args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+def nbgrader(course_dir: Path, *args: str, check: bool = True,
+             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``nbgrader ARGS`` in ``course_dir`` (with the environment above); output captured."""
     exe = Path(sys.executable).with_name("nbgrader")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "nbgrader"]
     proc = subprocess.run([*command, *args], cwd=course_dir, env=nbgrader_env(), capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed ({proc.returncode}):\n"
+                           f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
 
 
@@ -349,7 +363,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("assignment", help="a chapter, e.g. 00_welcome")
             p.add_argument("--force", action="store_true", help="redo learners already processed")
     for p in sub.choices.values():
-        p.add_argument("-d", "--course-dir", default=str(DEFAULT_DIR), help=f"the nbgrader course folder (default: {DEFAULT_DIR})")
+        p.add_argument("-d", "--course-dir", default=str(DEFAULT_DIR),
+                       help=f"the nbgrader course folder (default: {DEFAULT_DIR})")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -361,7 +376,8 @@ def main(args: argparse.Namespace) -> int:
             generate_all(course_dir, list(chapters))
         for chapter, exercises in chapters.items():
             print(f"{chapter}: {len(exercises)} graded exercises, {sum(exercises.values()):g} points")
-        print(f"nbgrader course: {course_dir} (learners' copies in release/, their work goes in submitted/<learner>/<chapter>/)")
+        print(f"nbgrader course: {course_dir} "
+              "(learners' copies in release/, their work goes in submitted/<learner>/<chapter>/)")
         return 0
     force = ["--force"] if getattr(args, "force", False) else []
     steps = {"autograde": ["autograde", getattr(args, "assignment", ""), *force],
@@ -375,4 +391,5 @@ def main(args: argparse.Namespace) -> int:
     return proc.returncode
 
 
-__all__ = ["build_course", "configure", "hidden_tests", "repair_notebook", "sanitize_submission"]
+__all__ = ["build_course", "cell_report", "configure", "grade_folder", "hidden_tests", "repair_notebook",
+           "sanitize_submission", "strip_learner_tags"]

@@ -1,4 +1,5 @@
-"""nbgrader preprocessors of the course (see ``nbgrader_course.py``): imported only by its configuration."""
+"""nbgrader preprocessors of the course (see ``nbgrader_course.py``): nbgrader imports them by the names
+its configuration gives. This module imports ``nbgrader_course``, never the other way round."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Float, Integer
 
 from grading import PROJECT_ROOT
-from grading.nbgrader_course import _NOTES, GRADE_PREFIX, LEARNER_TAGS, SECRET_TAG, _cell_report, _grade_folder
-
-
-def _learner_tags(cell: Any) -> None:
-    tags = cell.metadata.get("tags")
-    if tags is None:
-        return
-    kept = [t for t in tags if isinstance(t, str) and t not in LEARNER_TAGS
-            and not t.startswith("deep-practice-graded")] if isinstance(tags, list) else []
-    cell.metadata["tags"] = kept
+from grading.nbgrader_course import (
+    GRADE_PREFIX,
+    REPAIR_NOTES,
+    SECRET_TAG,
+    cell_report,
+    grade_folder,
+    strip_learner_tags,
+)
 
 
 class HiddenTests(NbGraderPreprocessor):
@@ -41,20 +40,20 @@ class HiddenTests(NbGraderPreprocessor):
         folder = Path(resources.get("metadata", {}).get("path") or ".").resolve()
         course_root = folder.parents[2] if len(folder.parents) >= 3 else folder
         for cell in nb.cells:  # nothing of the learner's decides what runs
-            _learner_tags(cell)
+            strip_learner_tags(cell)
         cells = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
                  and str(c.metadata["nbgrader"].get("grade_id", "")).startswith(GRADE_PREFIX)]
         exercises = [c.metadata["nbgrader"]["grade_id"][len(GRADE_PREFIX):] for c in cells]
-        notes = _NOTES.get((learner, assignment), [])
+        notes = REPAIR_NOTES.get((learner, assignment), [])
         try:
-            by_exercise, notes = _grade_folder(folder, exercises, learner, notes, (course_root, PROJECT_ROOT),
+            by_exercise, notes = grade_folder(folder, exercises, learner, notes, (course_root, PROJECT_ROOT),
                                                self.timeout, self.memory_mb)
         except Exception as exc:  # the grader itself failed: 0 with the reason, never a crash
             self.log.error("grading %s/%s failed: %s", learner, assignment, exc)
             by_exercise = {e: [] for e in exercises}
             notes = [*notes, f"the grader could not run: {type(exc).__name__}: {exc}"]
         for cell, exercise in zip(cells, exercises, strict=True):
-            report, score, total = _cell_report(exercise, by_exercise.get(exercise, []), notes)
+            report, score, total = cell_report(exercise, by_exercise.get(exercise, []), notes)
             points = float(cell.metadata["nbgrader"].get("points", total) or 0.0)
             earned = min(points, score * points / total) if total else 0.0
             cell.outputs = [

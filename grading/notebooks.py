@@ -1,4 +1,4 @@
-"""Keep every chapter notebook's Colab badge and set-up cell in step with ``exercises.colab``.
+"""Keep every chapter notebook's Colab badge and set-up cell in step with ``exercises.kit.colab``.
 
 Each notebook starts with two generated cells, found by their tags: a markdown cell with the
 "Open in Colab" badge (``colab-badge``) and the set-up code cell (``course-setup``). ``sync``
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from exercises.colab import SETUP_CELL, colab_badge
+from exercises.kit.colab import SETUP_CELL, colab_badge
 from grading import PROJECT_ROOT
 
 BADGE_TAG, SETUP_TAG = "colab-badge", "course-setup"

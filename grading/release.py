@@ -2,6 +2,9 @@
 
 ``build_release`` writes the bundle as a folder and a zip, then proves it holds no solution text
 and nothing from the hidden tests (``find_leaks``); a bundle with a leak is deleted, not shipped.
+Its exercise modules are generated from ``solutions/`` there and then, never copied from the working
+``exercises/`` (where an instructor may have tried an exercise), and its ``exercises/`` holds only the
+package's own files: the stubs, ``checks/`` and ``kit/``.
 """
 
 from __future__ import annotations
@@ -12,17 +15,23 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from exercises.update import write_manifest
+from exercises.kit.catalogue import exercise_modules
+from exercises.kit.update import write_manifest
 from grading import PROJECT_ROOT
-from grading.stubs import BEGIN, END, solution_modules
+from grading.stubs import BEGIN, END, generate, solution_modules
 
 LEARNER_README = Path(__file__).with_name("learner_README.md")
-SHIPPED = ("course", "exercises", "environment.yml", "pyproject.toml")
+SHIPPED = ("course", "environment.yml", "pyproject.toml")
+PACKAGE_FILES = ("__init__.py", "__main__.py")  # exercises/ also ships checks/, kit/ and the generated stubs
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 FORBIDDEN_DIRS = ("solutions", "grading", "tests", ".git")
 
 
-class ReleaseLeak(RuntimeError):
+class ReleaseError(RuntimeError):
+    """The release cannot be built as it is; the message says why and what to do."""
+
+
+class ReleaseLeak(ReleaseError):
     """The bundle would ship solution or hidden-test material; the message lists what and where."""
 
 
@@ -47,6 +56,20 @@ def build_release(out: Path, root: Path = PROJECT_ROOT) -> Path:
             shutil.copytree(source, out / name, ignore=ignore)
         else:
             shutil.copy2(source, out / name)
+    package = out / "exercises"
+    package.mkdir()
+    for name in PACKAGE_FILES:
+        shutil.copy2(root / "exercises" / name, package / name)
+    for sub in ("checks", "kit"):
+        shutil.copytree(root / "exercises" / sub, package / sub, ignore=ignore)
+    stubs = generate(root / "solutions")
+    for name, stub in stubs.items():
+        (package / name).write_text(stub, encoding="utf-8")
+    found = exercise_modules(package)
+    if sorted(found) != sorted(n.removesuffix(".py") for n in stubs):
+        shutil.rmtree(out)
+        raise ReleaseError(f"the release's exercise catalogue ({', '.join(found)}) is not the set of solution modules "
+                          f"({', '.join(stubs)}): every solution module needs 'Explained in course/...' docstrings")
     shutil.copy2(LEARNER_README, out / "README.md")
     for notebook in (out / "course").rglob("*.ipynb"):
         _strip_outputs(notebook)

@@ -10,7 +10,6 @@ of it with limits on time, CPU, memory, file size and output. Whatever the learn
 from __future__ import annotations
 
 import atexit
-import base64
 import importlib
 import json
 import os
@@ -26,15 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
+from exercises.checks import wire
 from exercises.checks.program import Program, Ref, StepFailed
 from grading import PROJECT_ROOT
 
 CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
-_DTYPES = {name: getattr(torch, name) for name in (
-    "bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")}
 
 
 class SandboxFailure(Exception):
@@ -46,13 +41,6 @@ class SandboxFailure(Exception):
     def __init__(self, message: str, timed_out_target: str | None = None) -> None:
         super().__init__(message)
         self.timed_out_target = timed_out_target
-
-
-@dataclass(frozen=True)
-class Opaque:
-    """A value the child could not send as plain data (an object of a type named ``type_name``)."""
-
-    type_name: str
 
 
 @dataclass
@@ -67,62 +55,13 @@ class Limits:
 
 
 def encode_program(value: Any) -> Any:
-    """Plain JSON data for a program's arguments (the parent's half of the wire format)."""
-    if isinstance(value, Ref):
-        return {"__ref__": value.id}
-    if value is None or type(value) in (bool, int, str):
-        return value
-    if type(value) is float:
-        return value if np.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, torch.Tensor):
-        t = value.detach().to("cpu").contiguous()
-        raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
-        return {"__tensor__": {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
-                               "data": base64.b64encode(raw).decode("ascii")}}
-    if isinstance(value, tuple):
-        return {"__tuple__": [encode_program(v) for v in value]}
-    if isinstance(value, list):
-        return [encode_program(v) for v in value]
-    if isinstance(value, dict):
-        return {"__dict__": {str(k): encode_program(v) for k, v in value.items()}}
-    raise TypeError(f"a program cannot carry a {type(value).__name__}")
+    """Plain JSON data for a program's arguments (``exercises.checks.wire``)."""
+    return wire.encode(value, ref_type=Ref)
 
 
-def decode_result(value: Any, depth: int = 0) -> Any:
+def decode_result(value: Any) -> Any:
     """Strictly decode what the learner's process sent; anything unexpected raises ``ValueError``."""
-    if depth > 40:
-        raise ValueError("nested too deeply")
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    if type(value) is list:
-        return [decode_result(v, depth + 1) for v in value]
-    if type(value) is not dict or len(value) != 1:
-        raise ValueError("unexpected value")
-    (tag, body), = value.items()
-    if tag == "__tuple__" and type(body) is list:
-        return tuple(decode_result(v, depth + 1) for v in body)
-    if tag == "__dict__" and type(body) is dict:
-        return {str(k): decode_result(v, depth + 1) for k, v in body.items()}
-    if tag == "__float__" and body in ("nan", "inf", "-inf"):
-        return float(body)
-    if tag == "__opaque__":
-        return Opaque(str(body)[:200])
-    if tag == "__tensor__" and type(body) is dict:
-        dtype = _DTYPES.get(body.get("dtype"))
-        shape = body.get("shape")
-        if dtype is None or type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
-            raise ValueError("bad tensor header")
-        raw = base64.b64decode(body.get("data", ""), validate=True)
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        itemsize = torch.empty(0, dtype=dtype).element_size()
-        if len(raw) != count * itemsize:
-            raise ValueError("tensor data does not match its shape")
-        if count == 0:
-            return torch.empty(shape, dtype=dtype)
-        storage = torch.frombuffer(bytearray(raw), dtype=torch.int16 if dtype == torch.bfloat16 else dtype)
-        t = storage.view(torch.bfloat16) if dtype == torch.bfloat16 else storage
-        return t.reshape(shape).clone()
-    raise ValueError(f"unknown tag {tag!r}")
+    return wire.decode(value)
 
 
 def _scrubbed_env(workdir: str) -> dict[str, str]:
@@ -406,7 +345,8 @@ class Sandbox:
             raise SandboxFailure(f"returned more than {self.limits.max_result_mb} MiB of results.")
         if status == "no_result":
             if code == -9:
-                why = f"was killed, most likely for using more than {self.limits.memory_mb} MiB of memory or too much CPU time"
+                why = (f"was killed, most likely for using more than {self.limits.memory_mb} MiB of memory "
+                       "or too much CPU time")
             elif code is not None and code < 0:
                 why = f"crashed with signal {-code}"
             else:
@@ -423,5 +363,6 @@ class Sandbox:
             if type(values) is not dict:
                 raise ValueError("not a mapping")
         except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-            raise SandboxFailure("returned data the grader could not read (was the result channel tampered with?).") from None
+            raise SandboxFailure("returned data the grader could not read "
+                                 "(was the result channel tampered with?).") from None
         return values

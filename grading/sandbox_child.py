@@ -16,8 +16,8 @@ process come from this file:
 * per test, an **intermediate** process that opens a PID namespace, and
 * the **learner process**: init of that namespace (so killing it kills everything the test
   started), with its own ``/proc``, no capabilities, limits on wall time, CPU, memory, processes,
-  file size and output. It runs the program and writes the fetched values as plain data (JSON;
-  tensors as raw bytes) to a pipe of its own.
+  file size and output. It runs the program and writes the fetched values as plain data
+  (``exercises.checks.wire``, the format the grader decodes) to a pipe of its own.
 
 The zygote never runs learner code itself, so what it reports on its stdout (status, timing, and
 the learner process's payload as an opaque string) cannot be forged by the learner; the grader
@@ -27,7 +27,6 @@ zygote carries on without it and says so in the ``isolation`` report of its hell
 
 from __future__ import annotations
 
-import base64
 import ctypes
 import json
 import os
@@ -49,8 +48,6 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 4, 24, 38, 47
 NOBODY = 65534
-MAX_DEPTH = 32
-MAX_ITEMS = 100_000
 MAX_OUTPUT = 4000  # bytes of a test's printed output kept (for the instructor, never for feedback)
 MAX_PACKAGE_BYTES = 64 << 20
 SYSTEM_DIRS = {"/", "/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev", "/var"}
@@ -100,66 +97,6 @@ def drop_capabilities() -> None:
     _prctl(PR_CAP_AMBIENT, 4)  # PR_CAP_AMBIENT_CLEAR_ALL
     _libc.capset(ctypes.byref(Header(0x20080522, 0)), (Data * 2)())
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
-
-
-# ----------------------------------------------------------------------------- plain-data wire format
-
-
-def encode(value: Any, torch: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
-    """Plain JSON data for ``value``: tensors as raw bytes, anything else unknown as opaque."""
-    budget = budget if budget is not None else [MAX_ITEMS]
-    budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_DEPTH:
-        return {"__opaque__": "too large or too deeply nested"}
-    if value is None or type(value) in (bool, int, str):
-        return value
-    if type(value) is float:
-        return value if value == value and abs(value) != float("inf") else {"__float__": repr(value)}
-    if isinstance(value, torch.Tensor):
-        with torch._C.DisableTorchFunction():
-            subclass = type(value) is not torch.Tensor and type(value).__name__ != "Parameter"
-            t = torch.Tensor.as_subclass(value, torch.Tensor).detach()
-            if t.is_complex() or t.layout != torch.strided:
-                return {"__opaque__": f"tensor of dtype {t.dtype}, layout {t.layout}"}
-            dtype = str(t.dtype).removeprefix("torch.")
-            t = t.to("cpu").contiguous()
-            raw = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
-        return {"__tensor__": {"dtype": dtype, "shape": list(t.shape), "device": str(value.device),
-                               "subclass": type(value).__name__ if subclass else None,
-                               "data": base64.b64encode(raw).decode("ascii")}}
-    if type(value) is tuple:
-        return {"__tuple__": [encode(v, torch, depth + 1, budget) for v in value]}
-    if type(value) is list:
-        return [encode(v, torch, depth + 1, budget) for v in value]
-    if type(value) is dict and all(type(k) is str for k in value):
-        return {"__dict__": {k: encode(v, torch, depth + 1, budget) for k, v in value.items()}}
-    return {"__opaque__": type(value).__name__}
-
-
-def decode(value: Any, torch: Any, ref_type: Any) -> Any:
-    """The inverse of ``encode`` for the grader's own messages (programs), plus references."""
-    if isinstance(value, list):
-        return [decode(v, torch, ref_type) for v in value]
-    if isinstance(value, dict):
-        if "__ref__" in value:
-            return ref_type(int(value["__ref__"]))
-        if "__tuple__" in value:
-            return tuple(decode(v, torch, ref_type) for v in value["__tuple__"])
-        if "__dict__" in value:
-            return {k: decode(v, torch, ref_type) for k, v in value["__dict__"].items()}
-        if "__float__" in value:
-            return float(value["__float__"])
-        if "__tensor__" in value:
-            spec = value["__tensor__"]
-            raw = bytearray(base64.b64decode(spec["data"]))
-            if spec["dtype"] == "bfloat16":
-                t = torch.frombuffer(raw, dtype=torch.int16).view(torch.bfloat16) if raw else torch.empty(0, dtype=torch.bfloat16)
-            else:
-                dtype = getattr(torch, spec["dtype"])
-                t = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
-            return t.reshape(spec["shape"]).clone()
-        raise ValueError(f"cannot decode {sorted(value)}")
-    return value
 
 
 # ----------------------------------------------------------------------------- imports
@@ -445,7 +382,9 @@ def _vm_size() -> int:
 def run_learner(job: dict[str, Any], cfg: dict[str, Any], fds: tuple[int, int, int], torch: Any,
                 base_vm: int) -> None:
     """In the learner process: limit, run the program, write the payload, and exit."""
+    # Bound here, before any learner code is imported: patching these modules' attributes changes nothing.
     from exercises.checks.program import Ref, StepFailed, run_program
+    from exercises.checks.wire import decode, encode
 
     result_fd, progress_fd, output_fd = fds
     payload: dict[str, Any]
@@ -476,8 +415,8 @@ def run_learner(job: dict[str, Any], cfg: dict[str, Any], fds: tuple[int, int, i
             import compileall
 
             compileall.compile_dir(job["compile"], quiet=2, workers=1)
-        steps = decode(job["steps"], torch, Ref)
-        fetches = {k: decode(v, torch, Ref) for k, v in job["fetches"].items()}
+        steps = decode(job["steps"], Ref)
+        fetches = {k: decode(v, Ref) for k, v in job["fetches"].items()}
         try:
             def on_step(index: int) -> None:
                 try:
@@ -487,7 +426,7 @@ def run_learner(job: dict[str, Any], cfg: dict[str, Any], fds: tuple[int, int, i
 
             values = run_program(steps, fetches, catch=(BaseException,), on_step=on_step,
                                  forbidden=[str(n) for n in job.get("forbidden", [])])
-            payload = {"ok": True, "values": encode(values, torch)}
+            payload = {"ok": True, "values": encode(values, lenient=True)}
         except StepFailed as exc:
             payload = {"ok": False, "target": exc.target, "error_type": exc.error_type,
                        "message": exc.message, "trace": exc.trace}
@@ -738,7 +677,8 @@ def zygote(cfg: dict[str, Any], stdin_fd: int, stdout_fd: int, stderr_fd: int, s
     restrict_imports(package_root, cfg["hide"])
     # The course's own modules (never the learner's: staging keeps the official copies), loaded once.
     import exercises.checks.program  # noqa: F401  (the executor)
-    import exercises.validate  # noqa: F401  (what every exercise module imports)
+    import exercises.checks.wire  # noqa: F401  (the plain-data format)
+    import exercises.kit.validate  # noqa: F401  (what every exercise module imports)
 
     if cfg.get("learner_uid") is not None:
         for base, dirs, names in os.walk(package_root):

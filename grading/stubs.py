@@ -17,6 +17,7 @@ from pathlib import Path
 
 from grading import PROJECT_ROOT
 
+LINE_LENGTH = 120  # [tool.ruff] line-length: a longer raise line is wrapped
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
 SOLUTIONS_DIR = PROJECT_ROOT / "solutions"
@@ -54,7 +55,8 @@ def _regions(source: str, filename: str) -> list[Region]:
         text = line.strip()
         if text.startswith(BEGIN):
             if begin is not None:
-                raise StubError(f"{filename}:{i + 1}: '{BEGIN}' inside another solution region (opened on line {begin + 1})")
+                raise StubError(f"{filename}:{i + 1}: '{BEGIN}' inside another solution region "
+                                f"(opened on line {begin + 1})")
             begin = i
         elif text.startswith(END):
             if begin is None:
@@ -79,6 +81,54 @@ def _regions(source: str, filename: str) -> list[Region]:
     return regions
 
 
+def _literal(text: str) -> str:
+    """``text`` as a double-quoted string literal (``repr`` where it holds what that cannot spell)."""
+    if text.isprintable() and "\\" not in text:
+        return '"' + text.replace('"', '\\"') + '"'
+    return repr(text)
+
+
+def _pieces(text: str, width: int) -> list[str]:
+    """``text`` cut into consecutive pieces whose literals fit in ``width`` characters: first after the
+    notebook's name (the first ", "), then between words, a piece keeping the space it ends on."""
+    head, sep, tail = text.partition(", ")
+    chunks = [head + sep, tail] if sep and tail else [text]
+    pieces: list[str] = []
+    for chunk in chunks:
+        current = ""
+        for word in re.findall(r"\S+\s*|\s+", chunk):
+            if current and len(_literal(current + word)) > width:
+                pieces.append(current)
+                current = ""
+            while len(_literal(word)) > width and len(word) > 1:  # one word longer than a line: cut it
+                cut = len(word) - 1
+                while cut > 1 and len(_literal(word[:cut])) > width:
+                    cut -= 1
+                pieces.append(word[:cut])
+                word = word[cut:]
+            current += word
+        if current:
+            pieces.append(current)
+    return pieces
+
+
+def _raise_lines(indent: str, message: str) -> list[str]:
+    """The stub's ``raise NotImplementedError(message)``: one line, or the message split into implicitly
+    concatenated literals on continuation lines when one line would be longer than ``LINE_LENGTH``."""
+    line = f"{indent}raise NotImplementedError({message!r})"
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    inner = indent + "    "
+    width = LINE_LENGTH - len(inner) - len(")")  # the last piece closes the call
+    literals = [_literal(piece) for piece in _pieces(message, width)]
+    lines = [f"{indent}raise NotImplementedError("] + [inner + lit for lit in literals]
+    lines[-1] += ")"
+    value = ast.literal_eval("(" + " ".join(literals) + ")")
+    if value != message:  # the generator's own guarantee: the learner's message is unchanged
+        raise StubError(f"wrapping changed the message {message!r} into {value!r}")
+    return lines
+
+
 def make_stub(source: str, name: str) -> str:
     """The learner's version of the solution module ``source`` (file name ``name``)."""
     lines = source.splitlines()
@@ -89,7 +139,7 @@ def make_stub(source: str, name: str) -> str:
         if region.function is not None:
             indent = lines[region.begin][: len(lines[region.begin]) - len(lines[region.begin].lstrip())]
             message = f"{region.function} is not implemented yet: see {region.explained_in}."
-            out.append(f"{indent}raise NotImplementedError({message!r})")
+            out.extend(_raise_lines(indent, message))
         cursor = region.end + 1
     out.extend(lines[cursor:])
     return HEADER.format(name=name) + "\n".join(out) + "\n"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import exercises
-from grading.catalog import exercise_modules
+from exercises.kit.catalogue import exercise_modules
 
 MAX_FILES = 200
 MAX_FILE_BYTES = 1 << 20
@@ -38,6 +38,11 @@ MAX_NESTED_ZIP_BYTES = 32 << 20
 OFFICIAL_DIR = Path(exercises.__file__).resolve().parent
 _LMS_ID = re.compile(r"^\d{3,}$")
 _NOISE = {"late", "LATE"}
+
+
+def module_files() -> set[str]:
+    """File names (``layers.py``, ...) of the exercise modules a learner hands in."""
+    return {f"{m}.py" for m in exercise_modules(OFFICIAL_DIR)}
 
 
 class SubmissionsError(ValueError):
@@ -120,20 +125,23 @@ def discover(root: Path, assignment: str | None = None) -> list[Submission]:
             learner = f"{base}-{n}"
         sub = Submission(learner, path)
         if learner != base:
-            sub.notes.append(f"another submission is also named '{base}'; this one ({path.name}) is graded as '{learner}'")
+            sub.notes.append(f"another submission is also named '{base}'; "
+                             f"this one ({path.name}) is graded as '{learner}'")
         read_submission(sub)
         found[learner] = sub
     return list(found.values())
 
 
 def _discover_nbgrader(submitted: Path, assignment: str | None) -> list[Submission]:
-    learners = sorted(p for p in submitted.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    learners = sorted(p for p in submitted.iterdir()
+                      if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     if not learners:
         raise SubmissionsError(f"'{submitted}' holds no submissions: expected submitted/<learner>/<chapter>/")
     found = []
     for folder in learners:
         sub = Submission(_safe(folder.name) or "learner", folder)
-        chapters = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+        chapters = sorted(p for p in folder.iterdir()
+                          if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
         if assignment is not None:
             chapters = [p for p in chapters if p.name == assignment]
             if not chapters:
@@ -185,7 +193,8 @@ def _python_files_in_dir(folder: Path, notes: list[str]) -> dict[str, bytes]:
     return files
 
 
-def _python_files_in_zip(path: Path | io.BytesIO, notes: list[str], label: str = "", depth: int = 0) -> dict[str, bytes]:
+def _python_files_in_zip(path: Path | io.BytesIO, notes: list[str], label: str = "",
+                         depth: int = 0) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     label = label or getattr(path, "name", "the zip")
     try:
@@ -203,7 +212,8 @@ def _python_files_in_zip(path: Path | io.BytesIO, notes: list[str], label: str =
             name = PurePosixPath(info.filename.replace("\\", "/"))
             if info.is_dir():
                 continue
-            if name.is_absolute() or ".." in name.parts or any(p.startswith(".") for p in name.parts) or "\0" in info.filename:
+            if (name.is_absolute() or ".." in name.parts or any(p.startswith(".") for p in name.parts)
+                    or "\0" in info.filename):
                 notes.append(f"skipped {info.filename!r}: unsafe path in the zip")
                 continue
             if stat.S_ISLNK(info.external_attr >> 16):
@@ -247,10 +257,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, no
     return data
 
 
-def _locate(raw: dict[str, bytes], notes: list[str], where: str = "", needed: set[str] | None = None) -> dict[str, bytes]:
+def _locate(raw: dict[str, bytes], notes: list[str], where: str = "",
+            needed: set[str] | None = None) -> dict[str, bytes]:
     """The learner's ``exercises`` package inside ``raw``, wherever it sits; ``{}`` with a note if none.
     ``needed`` (default: every exercise module) are the modules whose absence deserves a note."""
-    expected = exercise_modules()
+    expected = module_files()
     dirs = {str(PurePosixPath(name).parent) for name in raw}
 
     def depth(d: str) -> tuple[int, str]:
@@ -301,7 +312,7 @@ def stage(sub: Submission, dest: Path, files: dict[str, bytes] | None = None) ->
         shutil.rmtree(package)
     shutil.copytree(OFFICIAL_DIR, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     official = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
-    learner_modules = exercise_modules()
+    learner_modules = module_files()
     for name, data in files.items():
         if name in learner_modules or name not in official:
             target = package / name

@@ -12,14 +12,15 @@ import hashlib
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exercises.checks import Property, evaluate
 from exercises.checks.program import Program, StepFailed
-from grading.catalog import chapter_of
+from exercises.kit.catalogue import find
 from grading.feedback import redact
+from grading.records import TestResult
 from grading.sandbox import SandboxFailure
 
 HIDDEN_DIR = Path(__file__).with_name("hidden")
@@ -35,21 +36,8 @@ class HiddenTest:
     @property
     def chapter(self) -> str | None:
         """The notebook that teaches this test's exercise (``00_welcome``), if known."""
-        return chapter_of(self.exercise)
-
-
-@dataclass
-class TestResult:
-    exercise: str
-    name: str
-    title: str
-    points: float
-    max_points: float
-    passed: bool
-    message: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        entry = find(self.exercise)
+        return entry.notebook if entry else None
 
 
 _TESTS: list[HiddenTest] = []

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from exercises.validate import require_float_tensor, require_same_shape
+from exercises.kit.validate import require_float_tensor, require_same_shape
 
 
 def _as_value(x: Value | float) -> Value:

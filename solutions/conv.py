@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_conv_inputs,
     require_float_tensor,
     require_int_at_least,

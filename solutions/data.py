@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_channel_values,
     require_count,
     require_fraction,

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_class_labels,
     require_float_tensor,
     require_fraction,
@@ -278,7 +278,8 @@ def dropout_forward(x: torch.Tensor, p: float, training: bool,
     require_float_tensor("x", x)
     p = require_fraction("p", p)
     if training and p > 0 and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator when dropping in training, got {type(generator).__name__}")
+        raise ValueError("generator must be a torch.Generator when dropping in training, "
+                         f"got {type(generator).__name__}")
     ### BEGIN SOLUTION
     if not training or p == 0:
         return x.clone(), None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from exercises.validate import (
+from exercises.kit.validate import (
     require_bool_vector,
     require_choice,
     require_generator,

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from exercises.validate import require_betas, require_count, require_fraction, require_non_negative
+from exercises.kit.validate import require_betas, require_count, require_fraction, require_non_negative
 
 Params = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 

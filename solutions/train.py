@@ -2,7 +2,7 @@
 
 A *loader* here is anything that yields batches ``(x, y)``: images ``x`` of shape ``N×C×H×W`` and
 ``int64`` labels ``y`` of shape ``N``, possibly still on the CPU (a ``torch.utils.data.DataLoader``,
-a list of pairs, or the course's ``exercises.training_utils.TensorLoader``). The last batch may be
+a list of pairs, or the course's ``exercises.kit.training.TensorLoader``). The last batch may be
 shorter than the others.
 """
 
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exercises.validate import require_count, require_device, require_seed
+from exercises.kit.validate import require_count, require_device, require_seed
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -112,7 +112,7 @@ def build_cnn(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
     Requirements: it accepts images of 28×28 (MNIST) and 32×32 (CIFAR-10), so end with a global
     pooling such as ``nn.AdaptiveMaxPool2d(1)`` rather than a ``Linear`` sized for one image size;
     it returns raw logits (no softmax: the cross-entropy applies it); it has at most 2 million
-    parameters; and trained with the course's fixed CPU budget (``exercises.training_utils.
+    parameters; and trained with the course's fixed CPU budget (``exercises.kit.training.
     CPU_BUDGET``: 4 epochs of AdamW with a warmup-cosine schedule, batch size 64, on 4,000 digits of
     the embedded MNIST subset, single-threaded) it reaches at least 97 % validation accuracy on the
     other 1,000. Batch normalization after each convolution makes that easy; see the notebook.

@@ -94,7 +94,8 @@ _LEAKED = _LEAKED or any(os.path.exists(f"/proc/{{pid}}/cwd/grading") for pid in
         "stubs": STUB_LAYERS,
         "wrong_values": wrap("relu_forward", result="(value[0] - 1, value[1])"),  # an honest mistake, the twin
         "loop_ignoring_sigint": wrap("relu_backward", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                                      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass"),
+                                                      "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                                      "while True:\n    pass"),
         "memory_bomb": wrap("relu_backward", "hog = [bytearray(2**33) for _ in range(64)]"),
         "fork_bomb": wrap("relu_backward", "import os, time\nfor _ in range(300):\n    try:\n        pid = os.fork()\n"
                                            "    except OSError:\n        break\n    if pid == 0:\n"
@@ -102,7 +103,8 @@ _LEAKED = _LEAKED or any(os.path.exists(f"/proc/{{pid}}/cwd/grading") for pid in
         "flood": wrap("relu_forward", "import sys\nfor _ in range(30):\n    print('x' * 1_000_000)\n"
                                       "sys.stderr.write('y' * 1_000_000)"),
         "disk_fill": wrap("relu_forward", "try:\n    with open('fill.bin', 'wb') as f:\n        for _ in range(200):\n"
-                                          "            f.write(b'0' * 2**20)\n            f.flush()\nexcept OSError:\n    pass"),
+                                          "            f.write(b'0' * 2**20)\n            f.flush()\n"
+                                          "except OSError:\n    pass"),
         "exit_at_import": at_import("import sys\nsys.exit(0)"),
         "os_exit_at_import": at_import("import os\nos._exit(0)"),
         "systemexit_at_import": at_import("raise SystemExit(3)"),
@@ -126,8 +128,10 @@ _child = sys.modules.get("__main__")
         "grader_patcher": at_import("""
 import sys
 _main = sys.modules["__main__"]
-_main.encode = lambda value, torch, *a, **k: {"__dict__": {"result": {"__tuple__": [1, 2]}}}
 import exercises.checks.program as _program
+import exercises.checks.wire as _wire
+for _module in (_main, _wire):
+    _module.encode = lambda value, *a, **k: {"__dict__": {"result": {"__tuple__": [1, 2]}}}
 _program.run_program = lambda *a, **k: {"result": (1, 2)}
 """),
         "always_equal": wrap("relu_forward", "class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n"
@@ -214,7 +218,7 @@ TWIN = "like wrong_values"  # the score of an honest learner whose relu_forward 
     ("keyboardinterrupt_in_function", FULL, 0, "raised KeyboardInterrupt"),
     ("wrong_values", TWIN, FULL, "differs from max(0, x)"),
     ("patcher", TWIN, FULL, "differs from max(0, x)"),
-    ("grader_patcher", 0, 0, None),
+    ("grader_patcher", FULL, FULL, None),  # its patches change nothing: its own (reference) code is graded
     ("always_equal", TWIN, FULL, "must be a torch.Tensor; got Opaque"),
     ("liar_tensor", TWIN, FULL, "differs from max(0, x)"),
     ("nan", TWIN, FULL, "differs from max(0, x)"),
@@ -241,7 +245,8 @@ def test_each_attack_scores_what_still_works_with_a_clear_message(batch, learner
         assert _score(records, learner, exercise) == want, (learner, exercise, records[learner]["tests"])
     if forward == TWIN:  # the same properties fail as for the honest mistake, no more, no fewer
         assert 0 < _score(records, learner, "relu_forward") < _points("relu_forward")
-        assert [t["passed"] for t in records[learner]["tests"]] == [t["passed"] for t in records["wrong_values"]["tests"]]
+        assert ([t["passed"] for t in records[learner]["tests"]]
+                == [t["passed"] for t in records["wrong_values"]["tests"]])
     if message:
         failed = [m for e in ("relu_forward", "relu_backward") for m in _messages(records, learner, e)]
         assert any(message in m for m in failed), (learner, failed)

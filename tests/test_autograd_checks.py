@@ -66,11 +66,13 @@ RECURSIVE_TOPO = '''        order: list[Value] = []
         for node in reversed(order):
             node._backward()
 '''
-BACKWARD_BODY = REFERENCE[REFERENCE.index("        # Depth-first search that appends"):REFERENCE.index("\n\ndef numerical_gradient")] + "\n"
+BACKWARD_BODY = REFERENCE[REFERENCE.index("        # Depth-first search that appends"):
+                          REFERENCE.index("\n\ndef numerical_gradient")] + "\n"
 SIGMOID_BODY = REFERENCE[REFERENCE.index("        x = self.data\n        s = 1 / (1 + math.exp"):
                          REFERENCE.index("    def relu(self)")]
 TANH_LINE = "        t = math.tanh(self.data)\n"
-GRADIENT_LOOP = REFERENCE[REFERENCE.index("    grad = torch.zeros_like(x)\n    for index"):REFERENCE.index("\n\ndef _as_tensor")] + "\n"
+GRADIENT_LOOP = REFERENCE[REFERENCE.index("    grad = torch.zeros_like(x)\n    for index"):
+                          REFERENCE.index("\n\ndef _as_tensor")] + "\n"
 RELATIVE_BODY = REFERENCE[REFERENCE.index("    a64, b64 = (t.detach()"):]
 
 CORRECT = {
@@ -79,9 +81,11 @@ CORRECT = {
     "children kept in a set, as micrograd does": variant(("        self._prev = tuple(_children)\n",
                                                           "        self._prev = set(_children)\n")),
     "sigmoid built from tanh": variant((SIGMOID_BODY, "        return ((self * 0.5).tanh() + 1) * 0.5\n\n")),
-    "sigmoid as 1 / (1 + exp(-x))": variant(("        s = 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))",
+    "sigmoid as 1 / (1 + exp(-x))": variant(("        s = 1 / (1 + math.exp(-x)) if x >= 0 "
+                                             "else math.exp(x) / (1 + math.exp(x))",
                                              "        s = 1 / (1 + math.exp(-x))")),
-    "tanh from exp, as micrograd does": variant((TANH_LINE, "        t = (math.exp(2 * self.data) - 1) / (math.exp(2 * self.data) + 1)\n")),
+    "tanh from exp, as micrograd does": variant(
+        (TANH_LINE, "        t = (math.exp(2 * self.data) - 1) / (math.exp(2 * self.data) + 1)\n")),
     "division with its own derivative": variant(("        return self * other**-1\n",
                                                  "        other = _as_value(other)\n"
                                                  "        out = Value(self.data / other.data, (self, other), '/')\n\n"
@@ -90,9 +94,12 @@ CORRECT = {
                                                  "            other.grad += -self.data / other.data**2 * out.grad\n\n"
                                                  "        out._backward = _backward\n"
                                                  "        return out\n")),
-    "subtraction via multiplication by -1": variant(("        return self + (-other)\n", "        return self + other * -1\n")),
-    "reflected ops through Value(other)": variant(("        return (-self) + other\n", "        return Value(other) - self\n"),
-                                                  ("        return self**-1 * other\n", "        return Value(other) / self\n")),
+    "subtraction via multiplication by -1": variant(("        return self + (-other)\n",
+                                                     "        return self + other * -1\n")),
+    "reflected ops through Value(other)": variant(("        return (-self) + other\n",
+                                                   "        return Value(other) - self\n"),
+                                                  ("        return self**-1 * other\n",
+                                                   "        return Value(other) / self\n")),
     "numerical gradient on a perturbed copy": variant((GRADIENT_LOOP,
         "    grad = torch.zeros_like(x)\n"
         "    for index in itertools.product(*(range(n) for n in x.shape)):\n"
@@ -130,7 +137,8 @@ ADD_BACKWARD = "            self.grad += out.grad\n            other.grad += out
 MUL_BACKWARD = "            self.grad += other.data * out.grad\n            other.grad += self.data * out.grad\n"
 
 MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, words the diagnosis must contain)
-    "= instead of += in addition": (variant((ADD_BACKWARD, "            self.grad = out.grad\n            other.grad = out.grad\n")),
+    "= instead of += in addition": (variant((ADD_BACKWARD, "            self.grad = out.grad\n"
+                                                           "            other.grad = out.grad\n")),
                                     "Value", "holds only one use's contribution"),
     "= instead of += in multiplication": (variant((MUL_BACKWARD, "            self.grad = other.data * out.grad\n"
                                                                  "            other.grad = self.data * out.grad\n")),
@@ -147,9 +155,11 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
         "        while stack:\n            node = stack.pop()\n            node._backward()\n"
         "            stack.extend(node._prev)\n")),
         "Value", "ran more than once"),
-    "topological order not reversed": (variant(("        for node in reversed(order):\n", "        for node in order:\n")),
+    "topological order not reversed": (variant(("        for node in reversed(order):\n",
+                                                "        for node in order:\n")),
                                        "Value", "reverse topological order"),
-    "backward never seeds the output's grad": (variant(("        self.grad = 1.0\n        for node", "        for node")),
+    "backward never seeds the output's grad": (variant(("        self.grad = 1.0\n        for node",
+                                                        "        for node")),
                                                "Value", "must set the output's grad to 1.0"),
     "tanh derivative from the input": (variant(("            self.grad += (1 - t * t) * out.grad\n",
                                                 "            self.grad += (1 - self.data**2) * out.grad\n")),
@@ -172,18 +182,22 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
     "power rule without n": (variant(("            self.grad += exponent * self.data ** (exponent - 1) * out.grad\n",
                                       "            self.grad += self.data ** (exponent - 1) * out.grad\n")),
                              "Value", "without the factor n"),
-    "power rule keeps the exponent": (variant(("            self.grad += exponent * self.data ** (exponent - 1) * out.grad\n",
-                                               "            self.grad += exponent * self.data**exponent * out.grad\n")),
+    "power rule keeps the exponent": (variant(
+        ("            self.grad += exponent * self.data ** (exponent - 1) * out.grad\n",
+         "            self.grad += exponent * self.data**exponent * out.grad\n")),
                                       "Value", "the exponent of the derivative is n − 1"),
     "exp derivative is x": (variant(("            self.grad += out.data * out.grad\n",
                                      "            self.grad += self.data * out.grad\n")),
                             "Value", "the derivative of e^x is e^x"),
-    "multiplication passes each input its own value": (variant((MUL_BACKWARD, "            self.grad += self.data * out.grad\n"
-                                                                              "            other.grad += other.data * out.grad\n")),
+    "multiplication passes each input its own value": (variant(
+        (MUL_BACKWARD, "            self.grad += self.data * out.grad\n"
+                       "            other.grad += other.data * out.grad\n")),
                                                        "Value", "the *other* input"),
-    "reflected subtraction in the wrong order": (variant(("        return (-self) + other\n", "        return self - other\n")),
+    "reflected subtraction in the wrong order": (variant(("        return (-self) + other\n",
+                                                          "        return self - other\n")),
                                                  "Value", "reflected −"),
-    "no __rmul__": (variant(('''    def __rmul__(self, other: float) -> Value:''', '''    def _unused(self, other: float) -> Value:''')),
+    "no __rmul__": (variant(('''    def __rmul__(self, other: float) -> Value:''',
+                             '''    def _unused(self, other: float) -> Value:''')),
                     "Value", "unsupported operand"),
     "forward difference": (variant(("        grad[index] = (f_plus - f_minus) / (2 * h)\n",
                                     "        grad[index] = (f_plus - float(f(x))) / h\n")),
@@ -200,7 +214,8 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
                        "numerical_gradient", "left x modified"),
     "x restored by adding h back": (variant(("        x[index] = old + h\n", "        x[index] += h\n"),
                                             ("        x[index] = old - h\n", "        x[index] -= 2 * h\n"),
-                                            ("        x[index] = old  # put back", "        x[index] += h  # put back")),
+                                            ("        x[index] = old  # put back",
+                                             "        x[index] += h  # put back")),
                                     "numerical_gradient", "left x changed in its last bits"),
     "perturbs a reshaped copy": (variant((GRADIENT_LOOP,
         "    grad = torch.zeros(x.numel(), dtype=x.dtype)\n    flat = x.reshape(-1)\n"

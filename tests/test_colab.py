@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from exercises.colab import REPOSITORY, SETUP_CELL, colab_badge
+from exercises.kit.colab import REPOSITORY, SETUP_CELL, colab_badge
 from grading import PROJECT_ROOT, notebooks
 from grading.release import build_release
 

@@ -79,6 +79,7 @@ def test_a_loop_over_images_and_overwritten_overlaps_cost_their_tests(graded) ->
                  "conv.backward_strided", "conv.backward_non_square_stride_three", "conv.pool_backward_overlapping"):
         assert "overlapping windows overwrite each other" in failed.pop(name)
     # What is left fails because Conv2d runs the broken conv2d_backward.
-    assert set(failed) == {"conv.layer_gradients_float32", "conv.layer_gradients_float64", "conv.layer_passes_float64_gradcheck"}
+    assert set(failed) == {"conv.layer_gradients_float32", "conv.layer_gradients_float64",
+                           "conv.layer_passes_float64_gradcheck"}
     for exercise in ("conv_output_size", "conv2d_forward_naive", "maxpool2d_forward"):
         assert float(rows["loopy"][exercise]) == _max(exercise)

@@ -43,7 +43,8 @@ def _tiny_course(root: Path, failing: bool) -> Path:
     (root / "exercises").mkdir()
     (root / "exercises" / "__init__.py").write_text("")
     (root / "solutions").mkdir()
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nprint('fast', os.environ['COURSE_FAST'])"),
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\n"
+                                                                   "print('fast', os.environ['COURSE_FAST'])"),
                                          nbformat.v4.new_code_cell("1 / 0" if failing else "print('done')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "course" / "00_demo.ipynb")

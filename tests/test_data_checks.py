@@ -310,13 +310,15 @@ MISTAKES = {  # exercise -> variant -> (body, words the diagnosis must contain)
     "normalize": {
         "broadcast along the width": ("return (images - mean) / std", "along the last axis"),
         "multiplies by std": ("return (images - mean.view(1, -1, 1, 1)) * std.view(1, -1, 1, 1)", "multiplied by std"),
-        "divides first": ("return images / std.view(1, -1, 1, 1) - mean.view(1, -1, 1, 1)", "divided before subtracting"),
+        "divides first": ("return images / std.view(1, -1, 1, 1) - mean.view(1, -1, 1, 1)",
+                          "divided before subtracting"),
         "batch statistics": ("""
             m = images.mean(dim=(0, 2, 3), keepdim=True)
             return (images - m) / images.std(dim=(0, 2, 3), keepdim=True, correction=0)
         """, "batch's own statistics"),
         "in place": ("return images.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))", "in place"),
-        "float64 result": ("return (images.double() - mean.view(1, -1, 1, 1).double()) / std.view(1, -1, 1, 1).double()",
+        "float64 result": ("return (images.double() - mean.view(1, -1, 1, 1).double()) "
+                           "/ std.view(1, -1, 1, 1).double()",
                            "dtype"),
     },
     "random_crop": {

@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import torch
 
-from exercises import datasets
-from exercises.datasets import load_cifar10, load_mnist
-from exercises.download import MIRROR_ENV, DatasetUnavailable, DataWarning, RemoteFile, fetch, find_local_copy
+from exercises.kit import datasets
+from exercises.kit.datasets import load_cifar10, load_mnist
+from exercises.kit.download import MIRROR_ENV, DatasetUnavailable, DataWarning, RemoteFile, fetch, find_local_copy
 from grading import PROJECT_ROOT
 from tests.test_datasets_formats import cifar_archive, idx_gz
 
@@ -133,8 +133,9 @@ def test_a_failed_download_leaves_nothing_and_says_why(server: Server, tmp_path:
 def test_a_download_killed_half_way_is_never_accepted_later(server: Server, tmp_path: Path) -> None:
     spec = server.spec("slow")
     code = (f"import sys; sys.path.insert(0, {str(PROJECT_ROOT)!r})\n"
-            "from exercises.download import RemoteFile, fetch\n"
-            f"fetch(RemoteFile('tiny.bin', {spec.sha256!r}, {spec.urls!r}, 'toy'), root={str(tmp_path)!r}, progress=False)\n")
+            "from exercises.kit.download import RemoteFile, fetch\n"
+            f"fetch(RemoteFile('tiny.bin', {spec.sha256!r}, {spec.urls!r}, 'toy'), root={str(tmp_path)!r}, "
+            "progress=False)\n")
     child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "NO_PROXY": "127.0.0.1"})
     try:
         assert server.stalled.wait(30), "the download never started"

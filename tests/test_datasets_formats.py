@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from exercises import datasets
-from exercises.datasets import (
+from exercises.kit import datasets
+from exercises.kit.datasets import (
     CIFAR10_CLASSES,
     load_cifar10,
     load_image_folder,
@@ -29,7 +29,7 @@ from exercises.datasets import (
     read_cifar10_archive,
     read_idx,
 )
-from exercises.download import DatasetUnavailable, DataWarning
+from exercises.kit.download import DatasetUnavailable, DataWarning
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -50,7 +50,8 @@ class Py2Pickler(pickle._Pickler):
 
     def save_bytes(self, obj: bytes) -> None:
         n = len(obj)
-        self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256 else pickle.BINSTRING + struct.pack("<i", n) + obj)
+        self.write(pickle.SHORT_BINSTRING + bytes([n]) + obj if n < 256
+                   else pickle.BINSTRING + struct.pack("<i", n) + obj)
         self.memoize(obj)
 
     dispatch[bytes] = save_bytes
@@ -180,14 +181,18 @@ def test_cifar_reader_names_a_missing_batch(tmp_path: Path) -> None:
         read_cifar10_archive(tmp_path / "partial.tar.gz", "val")
 
 
-def test_a_repacked_cifar_archive_is_accepted_by_content_and_a_different_one_is_not(tmp_path: Path, monkeypatch) -> None:
+def test_a_repacked_cifar_archive_is_accepted_by_content_and_a_different_one_is_not(
+    tmp_path: Path, monkeypatch
+) -> None:
     """A local copy whose bytes differ from the official archive is used only if every member is the official file."""
     original = cifar_archive(tmp_path / "original.tar.gz", level=9)
-    official = {name: hashlib.md5(data).hexdigest() for name, data in original["members"].items() if name != "readme.html"}
+    official = {name: hashlib.md5(data).hexdigest() for name, data in original["members"].items()
+                if name != "readme.html"}
     monkeypatch.setattr(datasets, "CIFAR10_MEMBER_MD5", official)
     spec = datasets.DATASET_FILES["cifar10"]["cifar-10-python.tar.gz"]
     monkeypatch.setitem(datasets.DATASET_FILES["cifar10"], spec.name,
-                        dataclasses.replace(spec, sha256=hashlib.sha256((tmp_path / "original.tar.gz").read_bytes()).hexdigest()))
+                        dataclasses.replace(spec, sha256=hashlib.sha256((tmp_path / "original.tar.gz").read_bytes())
+                                            .hexdigest()))
     mirror = tmp_path / "mirror" / "cifar10"
     mirror.mkdir(parents=True)
     cifar_archive(mirror / "cifar-10-python.tar.gz", level=1)  # same members, compressed differently
@@ -284,7 +289,8 @@ def test_tar_reader_agrees_with_tarfile(tmp_path: Path, fmt: int, mode: str) -> 
         entries["c/" + "x" * 150 + ".png"] = b"long name"  # beyond what a ustar header can hold
         entries["c/ünïcødé.png"] = b"unicode"
     path = tmp_path / "t.tar"
-    with tarfile.open(path, mode, format=fmt, pax_headers={"comment": "global"} if fmt == tarfile.PAX_FORMAT else None) as tar:
+    with tarfile.open(path, mode, format=fmt,
+                      pax_headers={"comment": "global"} if fmt == tarfile.PAX_FORMAT else None) as tar:
         for name, data in entries.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -296,7 +302,8 @@ def test_tar_reader_agrees_with_tarfile(tmp_path: Path, fmt: int, mode: str) -> 
     assert got == _reference_tar_files(path)
     assert datasets._ustar_files(path, lambda name: True) == got  # the fast path read it, no fallback
     assert dict(got) == entries
-    assert datasets.tar_files(path, keep=lambda name: name.startswith("a/")) == [("a/1.png", b"one"), ("a/2.png", bytes(1000))]
+    assert datasets.tar_files(path, keep=lambda name: name.startswith("a/")) == [("a/1.png", b"one"),
+                                                                                 ("a/2.png", bytes(1000))]
 
 
 def test_a_truncated_tar_is_reported(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from exercises.datasets import (
+from exercises.kit.datasets import (
     CIFAR10_CLASSES,
     FASHION_MNIST_CLASSES,
     MNIST_CLASSES,
@@ -22,7 +22,7 @@ from exercises.datasets import (
     load_image_folder,
     load_mnist,
 )
-from exercises.download import MIRROR_ENV, DatasetUnavailable, find_local_copy, sha256_file
+from exercises.kit.download import MIRROR_ENV, DatasetUnavailable, find_local_copy, sha256_file
 from grading import PROJECT_ROOT
 
 SHARED = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -53,7 +53,7 @@ def test_mnist_and_fashion_from_the_local_mirror(load, classes, mean: float, std
 
 
 def test_the_shared_copies_are_not_the_official_files_but_hold_their_content() -> None:
-    from exercises.datasets import DATASET_FILES
+    from exercises.kit.datasets import DATASET_FILES
 
     spec = DATASET_FILES["mnist"]["t10k-labels-idx1-ubyte.gz"]
     copy = SHARED / "mnist" / spec.name

@@ -7,11 +7,13 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from exercises.kit.catalogue import catalogue
 from grading.gradescope import build_bundle
 from grading.suite import load_suite
 from tests.conftest import REFERENCE_LAYERS
@@ -28,14 +30,18 @@ def test_bundle_holds_the_scripts_the_grader_and_the_hidden_tests_but_no_solutio
         modes = {info.filename: info.external_attr >> 16 for info in z.infolist()}
         texts = {n: z.read(n).decode("utf-8", errors="replace") for n in names}
     assert {"setup.sh", "run_autograder", "grading/__main__.py", "grading/sandbox_child.py",
-            "grading/hidden/layers.py", "grading/catalog.json", "exercises/checks/program.py"} <= names
+            "grading/hidden/layers.py", "exercises/checks/program.py", "course/00_welcome.ipynb"} <= names
     assert modes["run_autograder"] & stat.S_IXUSR and modes["setup.sh"] & stat.S_IXUSR
-    assert not any(n.startswith(("solutions/", "tests/", "course/")) for n in names)
+    assert not any(n.startswith(("solutions/", "tests/")) for n in names)
+    assert all(n.endswith(".ipynb") for n in names if n.startswith("course/"))  # the notebooks: the course's order
     assert not any(text.lstrip().startswith("### BEGIN SOLUTION") for text in texts.values())
     assert "raise NotImplementedError" in texts["exercises/layers.py"]  # the stubs, not the reference
-    catalog = json.loads(texts["grading/catalog.json"])
-    assert "layers.py" in catalog["modules"] and catalog["chapters"]["relu_forward"] == "00_welcome"
-    assert "/autograder/results/results.json" in texts["run_autograder"] or "results/results.json" in texts["run_autograder"]
+    with tempfile.TemporaryDirectory() as tmp:  # the bundle's own stubs give the same exercise catalogue
+        with zipfile.ZipFile(bundle) as z:
+            z.extractall(tmp)
+        assert catalogue(Path(tmp) / "exercises") == catalogue()
+    assert ("/autograder/results/results.json" in texts["run_autograder"]
+            or "results/results.json" in texts["run_autograder"])
 
 
 def test_run_autograder_grades_a_submission_into_results_json(bundle: Path, tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ def test_csv_has_a_row_per_learner_and_a_column_per_exercise(batch) -> None:
 def test_reference_gets_full_marks_in_a_folder_or_a_nested_lms_zip(batch) -> None:
     _, _, _, rows = batch
     for learner in ("ada", "lovelace_ada_12345", "grace_hopper_424242"):
-        assert float(rows[learner]["total"]) == float(rows[learner]["max"]) == _points("relu_forward") + _points("relu_backward")
+        assert (float(rows[learner]["total"]) == float(rows[learner]["max"])
+                == _points("relu_forward") + _points("relu_backward"))
 
 
 def test_untouched_stubs_get_zero(batch) -> None:

@@ -122,16 +122,19 @@ CORRECT = {
     "linear with addmm and einsum": variant(
         ("    out = x @ w + b\n", "    out = torch.addmm(b, x, w)\n"),
         ("    dw = x.T @ dout\n", "    dw = torch.einsum('nd,nm->dm', x, dout)\n"),
-        ("    db = dout.sum(dim=0)\n    return dx, dw, db", "    db = torch.ones(dout.shape[0], dtype=dout.dtype) @ dout\n    return dx, dw, db")),
+        ("    db = dout.sum(dim=0)\n    return dx, dw, db",
+         "    db = torch.ones(dout.shape[0], dtype=dout.dtype) @ dout\n    return dx, dw, db")),
     "sigmoid built from tanh": variant(("    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n",
                                        "    out = 0.5 * (1 + torch.tanh(x / 2))\n")),
     "sigmoid as 1 / (1 + exp(-x))": variant(("    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n",
                                              "    out = 1 / (1 + torch.exp(-x))\n")),
     "tanh built from sigmoid": variant(("    out = torch.sign(x) * (1 - z) / (1 + z)\n",
                                         "    out = 2 * torch.sigmoid(2 * x) - 1\n")),
-    "tanh from exp (fine for moderate inputs)": variant(("    out = torch.sign(x) * (1 - z) / (1 + z)\n",
-                                                         "    out = (torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))\n")),
-    "softmax with torch.logsumexp, arange indexing, in-place gradient": variant((SOFTMAX_BODY, """    n = logits.shape[0]
+    "tanh from exp (fine for moderate inputs)": variant(
+        ("    out = torch.sign(x) * (1 - z) / (1 + z)\n",
+         "    out = (torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))\n")),
+    "softmax with torch.logsumexp, arange indexing, in-place gradient": variant(
+        (SOFTMAX_BODY, """    n = logits.shape[0]
     log_probs = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     rows = torch.arange(n)
     loss = -log_probs[rows, labels].mean()
@@ -143,25 +146,29 @@ CORRECT = {
         ("        return x.clone(), None\n", "        return x, None\n"),
         ("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
          "    keep = torch.bernoulli(torch.full(x.shape, 1 - p), generator=generator).bool()\n")),
-    "dropout with rand < 1 - p": variant(("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
-                                          "    keep = torch.rand(x.shape, generator=generator) < 1 - p\n")),
+    "dropout with rand < 1 - p": variant(
+        ("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
+         "    keep = torch.rand(x.shape, generator=generator) < 1 - p\n")),
     "dropout with a float32 mask, CS231n style (float64 x scaled by a float32 1/(1 - p))": variant(
         ("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n"
          "    scale = keep.to(device=x.device, dtype=x.dtype) / (1 - p)\n",
          "    scale = (torch.rand(x.shape, generator=generator) < 1 - p) / (1 - p)\n")),
-    "dropout keeping an exact count": variant(("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
-                                               "    order = torch.randperm(x.numel(), generator=generator)\n"
-                                               "    keep = torch.zeros(x.numel(), dtype=torch.bool)\n"
-                                               "    keep[order[: round((1 - p) * x.numel())]] = True\n"
-                                               "    keep = keep.reshape(x.shape)\n")),
+    "dropout keeping an exact count": variant(
+        ("    keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p\n",
+         "    order = torch.randperm(x.numel(), generator=generator)\n"
+         "    keep = torch.zeros(x.numel(), dtype=torch.bool)\n"
+         "    keep[order[: round((1 - p) * x.numel())]] = True\n"
+         "    keep = keep.reshape(x.shape)\n")),
     "batch norm, graph by graph (CS231n's staged backward)": variant((BN_FORWARD, BN_STAGED_FORWARD),
                                                                      (BN_BACKWARD, BN_STAGED_BACKWARD)),
     "batch norm, compact formula arranged differently": variant(
-        ("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n", "    var = x.var(dim=0, unbiased=False)\n"),
+        ("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n",
+         "    var = x.var(dim=0, unbiased=False)\n"),
         ("    dx = inv_std / n * (n * g - g.sum(dim=0) - xhat * (g * xhat).sum(dim=0))\n",
          "    dx = (g - g.mean(dim=0) - xhat * (g * xhat).mean(dim=0)) * inv_std\n")),
     "batch norm with the one-pass variance E[x²] − E[x]²": variant(
-        ("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n", "    var = (x * x).mean(dim=0) - mean * mean\n")),
+        ("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n",
+         "    var = (x * x).mean(dim=0) - mean * mean\n")),
     "two-layer net written out without the layer functions": variant((NET_BODY, """    n = x.shape[0]
     h = (x @ W1 + b1).clamp(min=0)
     s = h @ W2 + b2
@@ -197,13 +204,17 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
     "dW transposed": (variant(("    dw = x.T @ dout\n", "    dw = dout.T @ x\n")), "linear_backward", "transpose"),
     "dW transposed back to the right shape": (variant(("    dw = x.T @ dout\n", "    dw = (dout.T @ x).T.T\n")),
                                               "linear_backward", "transpose"),
-    "db not summed over the batch": (variant(("    db = dout.sum(dim=0)\n    return dx", "    db = dout\n    return dx")),
+    "db not summed over the batch": (variant(("    db = dout.sum(dim=0)\n    return dx",
+                                              "    db = dout\n    return dx")),
                                      "linear_backward", "one row per sample"),
-    "db averaged over the batch": (variant(("    db = dout.sum(dim=0)\n    return dx", "    db = dout.mean(dim=0)\n    return dx")),
+    "db averaged over the batch": (variant(("    db = dout.sum(dim=0)\n    return dx",
+                                            "    db = dout.mean(dim=0)\n    return dx")),
                                    "linear_backward", "the mean of dout"),
-    "dx with w instead of its transpose": (variant(("    dx = dout @ w.T\n", "    dx = dout @ w if w.shape[0] == w.shape[1] else dout @ w.T\n")),
+    "dx with w instead of its transpose": (variant(("    dx = dout @ w.T\n",
+                                                    "    dx = dout @ w if w.shape[0] == w.shape[1] else dout @ w.T\n")),
                                            "linear_backward", "instead of its transpose"),
-    "linear forward without the bias": (variant(("    out = x @ w + b\n", "    out = x @ w\n")), "linear_forward", "forgot the bias"),
+    "linear forward without the bias": (variant(("    out = x @ w + b\n", "    out = x @ w\n")),
+                                        "linear_forward", "forgot the bias"),
     "linear backward through autograd": (variant(("    dx = dout @ w.T\n", "    xg = x.clone().requires_grad_()\n"
                                                   "    (xg @ w).backward(dout)\n    dx = xg.grad\n")),
                                          "linear_backward", "torch.Tensor.backward, which this exercise must not use"),
@@ -213,8 +224,10 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
     "sigmoid by torch.sigmoid": (variant(("    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n",
                                           "    out = torch.sigmoid(x)\n")),
                                  "sigmoid_forward", "called torch.sigmoid"),
-    "sigmoid backward from exp(-x)": (variant(("    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n    return out, out\n",
-                                               "    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n    return out, x\n"),
+    "sigmoid backward from exp(-x)": (variant(("    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n"
+                                               "    return out, out\n",
+                                               "    out = torch.where(x >= 0, 1 / (1 + z), z / (1 + z))\n"
+                                               "    return out, x\n"),
                                               ("    return dout * s * (1 - s)\n",
                                                "    return dout * torch.exp(-s) / (1 + torch.exp(-s)) ** 2\n")),
                                       "sigmoid_backward", "inf or nan for large |x|"),
@@ -232,70 +245,88 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
     "softmax without subtracting the max": (variant(("    shifted = logits - logits.max(dim=1, keepdim=True).values\n",
                                                      "    shifted = logits\n")),
                                             "softmax_cross_entropy", "Subtract each row's maximum"),
-    "log of the softmax probabilities": (variant(("    log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()\n",
-                                                  "    log_probs = (shifted.exp() / shifted.exp().sum(dim=1, keepdim=True)).log()\n")),
+    "log of the softmax probabilities": (variant(
+        ("    log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()\n",
+         "    log_probs = (shifted.exp() / shifted.exp().sum(dim=1, keepdim=True)).log()\n")),
                                          "softmax_cross_entropy", "log(softmax) underflowed"),
-    "dlogits without /N": (variant(("    dlogits = (log_probs.exp() - onehot) / n\n", "    dlogits = log_probs.exp() - onehot\n")),
+    "dlogits without /N": (variant(("    dlogits = (log_probs.exp() - onehot) / n\n",
+                                    "    dlogits = log_probs.exp() - onehot\n")),
                            "softmax_cross_entropy", "N times too large"),
     "loss summed over the batch": (variant(("    loss = -picked.mean()\n", "    loss = -picked.sum()\n")),
                                    "softmax_cross_entropy", "sum over the batch"),
-    "dlogits without the one-hot": (variant(("    dlogits = (log_probs.exp() - onehot) / n\n", "    dlogits = log_probs.exp() / n\n")),
+    "dlogits without the one-hot": (variant(("    dlogits = (log_probs.exp() - onehot) / n\n",
+                                             "    dlogits = log_probs.exp() / n\n")),
                                     "softmax_cross_entropy", "without subtracting the one-hot"),
-    "softmax by torch.log_softmax": (variant(("    log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()\n",
-                                              "    log_probs = torch.log_softmax(logits, dim=1)\n")),
+    "softmax by torch.log_softmax": (variant(
+        ("    log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()\n",
+         "    log_probs = torch.log_softmax(logits, dim=1)\n")),
                                      "softmax_cross_entropy", "called torch.log_softmax"),
-    "dropout not scaled at training time": (variant((DROPOUT_SCALE, "    scale = keep.to(device=x.device, dtype=x.dtype)\n")),
+    "dropout not scaled at training time": (variant((DROPOUT_SCALE,
+                                                     "    scale = keep.to(device=x.device, dtype=x.dtype)\n")),
                                             "dropout_forward", "yours are unscaled"),
-    "vanilla dropout, scaled at test time": (variant((DROPOUT_SCALE, "    scale = keep.to(device=x.device, dtype=x.dtype)\n"),
-                                                     ("    if not training or p == 0:\n        return x.clone(), None\n",
-                                                      "    if not training:\n        return x * (1 - p), None\n"
-                                                      "    if p == 0:\n        return x.clone(), None\n")),
+    "vanilla dropout, scaled at test time": (variant(
+        (DROPOUT_SCALE, "    scale = keep.to(device=x.device, dtype=x.dtype)\n"),
+        ("    if not training or p == 0:\n        return x.clone(), None\n",
+         "    if not training:\n        return x * (1 - p), None\n"
+         "    if p == 0:\n        return x.clone(), None\n")),
                                              "dropout_forward", "never at test time"),
     "dropout keeping with probability p": (variant((DROPOUT_KEEP, DROPOUT_KEEP.replace(">= p", "< p"))),
                                            "dropout_forward", "p is the probability of *dropping*"),
     "dropout from the global RNG": (variant((DROPOUT_KEEP, "    keep = torch.rand(x.shape) >= p\n")),
                                     "dropout_forward", "never from the global RNG"),
-    "dropout backward draws a new mask": (variant(("    return x * scale, scale\n", "    return x * scale, (p, generator)\n"),
-                                                  ("    scale = cache\n    if scale is None:\n        return dout.clone()\n"
-                                                   "    require_same_shape(\"dout\", dout, \"the forward's input\", scale)\n"
-                                                   "    return dout * scale\n",
-                                                   "    if cache is None:\n        return dout.clone()\n    p, generator = cache\n"
-                                                   "    keep = torch.rand(dout.shape, generator=generator) >= p\n"
-                                                   "    return dout * keep / (1 - p)\n")),
+    "dropout backward draws a new mask": (variant(
+        ("    return x * scale, scale\n", "    return x * scale, (p, generator)\n"),
+        ("    scale = cache\n    if scale is None:\n        return dout.clone()\n"
+         "    require_same_shape(\"dout\", dout, \"the forward's input\", scale)\n"
+         "    return dout * scale\n",
+         "    if cache is None:\n        return dout.clone()\n    p, generator = cache\n"
+         "    keep = torch.rand(dout.shape, generator=generator) >= p\n"
+         "    return dout * keep / (1 - p)\n")),
                                           "dropout_backward", "use the forward's own mask"),
     "dropout backward unscaled": (variant(("    return dout * scale\n", "    return dout * (scale != 0)\n")),
                                   "dropout_backward", "forgot the scale"),
-    "dropout by torch.nn.functional.dropout": (variant((DROPOUT_KEEP, "    torch.nn.functional.dropout(x, p)\n" + DROPOUT_KEEP)),
+    "dropout by torch.nn.functional.dropout": (variant((DROPOUT_KEEP,
+                                                        "    torch.nn.functional.dropout(x, p)\n" + DROPOUT_KEEP)),
                                                "dropout_forward", "called torch.nn.functional.dropout"),
-    "batch norm with the unbiased variance": (variant(("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n",
-                                                       "    var = x.var(dim=0)\n")),
+    "batch norm with the unbiased variance": (variant(
+        ("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n", "    var = x.var(dim=0)\n")),
                                               "batchnorm_forward", "unbiased variance"),
-    "batch norm backward after an unbiased forward": (variant(("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n",
-                                                               "    var = x.var(dim=0)\n")),
+    "batch norm backward after an unbiased forward": (variant(
+        ("    var = (centered * centered).mean(dim=0)  # biased: divide by N\n", "    var = x.var(dim=0)\n")),
                                                       "batchnorm_backward", "unbiased variance"),
-    "batch norm eps outside the root": (variant(("    inv_std = (var + eps).rsqrt()\n", "    inv_std = 1 / (var.sqrt() + eps)\n")),
+    "batch norm eps outside the root": (variant(("    inv_std = (var + eps).rsqrt()\n",
+                                                 "    inv_std = 1 / (var.sqrt() + eps)\n")),
                                         "batchnorm_forward", "eps belongs inside the square root"),
     "batch norm dx missing the variance term": (variant((BN_DX, "    dx = inv_std * (g - g.mean(dim=0))\n")),
                                                 "batchnorm_backward", "through the variance"),
-    "batch norm dx missing the mean term": (variant((BN_DX, "    dx = inv_std * (g - xhat * (g * xhat).mean(dim=0))\n")),
+    "batch norm dx missing the mean term": (variant((BN_DX,
+                                                     "    dx = inv_std * (g - xhat * (g * xhat).mean(dim=0))\n")),
                                             "batchnorm_backward", "through the mean"),
     "batch norm dx treating mean and variance as constants": (variant((BN_DX, "    dx = g * inv_std\n")),
-                                                              "batchnorm_backward", "through the batch mean and variance"),
-    "batch norm dgamma without x-hat": (variant(("    dgamma = (dout * xhat).sum(dim=0)\n", "    dgamma = dout.sum(dim=0)\n")),
+                                                              "batchnorm_backward",
+                                                              "through the batch mean and variance"),
+    "batch norm dgamma without x-hat": (variant(("    dgamma = (dout * xhat).sum(dim=0)\n",
+                                                 "    dgamma = dout.sum(dim=0)\n")),
                                         "batchnorm_backward", "summed dout alone"),
     "batch norm by torch": (variant((BN_FORWARD, "    out = torch.nn.functional.batch_norm(x, None, None, gamma, beta, "
                                                  "training=True, eps=eps)\n    return out, None\n")),
                             "batchnorm_forward", "called torch.nn.functional.batch_norm"),
-    "L2 missing from the gradients": (variant((NET_GRADS, '    grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}\n')),
+    "L2 missing from the gradients": (variant((NET_GRADS,
+                                               '    grads = {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}\n')),
                                       "two_layer_net_loss", "lacks the regularization term"),
-    "L2 gradient doubled": (variant((NET_GRADS, '    grads = {"W1": dW1 + 2 * reg * W1, "b1": db1, "W2": dW2 + 2 * reg * W2, "b2": db2}\n')),
+    "L2 gradient doubled": (variant((NET_GRADS,
+                                     '    grads = {"W1": dW1 + 2 * reg * W1, "b1": db1, "W2": dW2 + 2 * reg * W2, '
+                                     '"b2": db2}\n')),
                             "two_layer_net_loss", "2·reg·W"),
     "L2 missing from the loss": (variant(("    loss = data_loss + 0.5 * reg * ((W1 * W1).sum() + (W2 * W2).sum())\n",
                                           "    loss = data_loss\n")),
                                  "two_layer_net_loss", "loss lacks the regularization term"),
-    "biases regularized": (variant((NET_GRADS, '    grads = {"W1": dW1 + reg * W1, "b1": db1 + reg * b1, "W2": dW2 + reg * W2, "b2": db2}\n')),
+    "biases regularized": (variant((NET_GRADS,
+                                    '    grads = {"W1": dW1 + reg * W1, "b1": db1 + reg * b1, "W2": dW2 + reg * W2, '
+                                    '"b2": db2}\n')),
                            "two_layer_net_loss", "biases are not regularized"),
-    "ReLU gradient skipped in the net": (variant(("    dhidden = relu_backward(dactivated, cache_relu)\n", "    dhidden = dactivated\n")),
+    "ReLU gradient skipped in the net": (variant(("    dhidden = relu_backward(dactivated, cache_relu)\n",
+                                                  "    dhidden = dactivated\n")),
                                          "two_layer_net_loss", "ReLU and the first linear layer"),
 }
 
@@ -349,7 +380,8 @@ def test_batch_norm_oracle_is_torchs_batch_norm() -> None:
         mine = _bn_oracle(eps)(*leaves)
         ours = torch.autograd.grad((mine * dout).sum(), leaves)
         leaves2 = [t.clone().requires_grad_() for t in (x, gamma, beta)]
-        torch_out = torch.nn.functional.batch_norm(leaves2[0], None, None, leaves2[1], leaves2[2], training=True, eps=eps)
+        torch_out = torch.nn.functional.batch_norm(leaves2[0], None, None, leaves2[1], leaves2[2], training=True,
+                                                   eps=eps)
         theirs = torch.autograd.grad((torch_out * dout).sum(), leaves2)
         torch.testing.assert_close(mine, torch_out, rtol=1e-10, atol=1e-12)
         for a, b in zip(ours, theirs, strict=True):

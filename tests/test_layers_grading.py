@@ -23,7 +23,8 @@ from tests import test_layers_checks as layer_variants
 
 LIMITS = Limits(timeout=10.0, memory_mb=1024)
 CHAPTER_2_MODULES = ("autograd", "layers")
-REFERENCE = {m: strip_markers((PROJECT_ROOT / "solutions" / f"{m}.py").read_text(encoding="utf-8")) for m in CHAPTER_2_MODULES}
+REFERENCE = {m: strip_markers((PROJECT_ROOT / "solutions" / f"{m}.py").read_text(encoding="utf-8"))
+             for m in CHAPTER_2_MODULES}
 STUBS = {m: (PROJECT_ROOT / "exercises" / f"{m}.py").read_text(encoding="utf-8") for m in CHAPTER_2_MODULES}
 
 # learner -> (which module is changed, the mistake's name in the variants, the exercises that may lose points)

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from exercises.datasets import ImageDataset, load_embedded_mnist
-from exercises.devices import amp_dtype, available_devices, device_report, get_device
-from exercises.seeding import seed_everything
+from exercises.kit.datasets import ImageDataset, load_embedded_mnist
+from exercises.kit.devices import amp_dtype, available_devices, device_report, get_device, seed_everything
 
 
 def test_embedded_mnist_is_the_real_subset_offline() -> None:

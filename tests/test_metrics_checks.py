@@ -145,9 +145,9 @@ CORRECT = {
                 cm[t, p] += 1
             return cm.to(labels.device)
         """,
-        "bincount of label·C + prediction": """
-            return torch.bincount(labels * num_classes + preds, minlength=num_classes ** 2).view(num_classes, num_classes)
-        """,
+        "bincount of label·C + prediction": (
+            "\n            return torch.bincount(labels * num_classes + preds, minlength=num_classes ** 2)"
+            ".view(num_classes, num_classes)\n        "),
         "one-hot product": """
             eye = torch.eye(num_classes, dtype=torch.int64, device=labels.device)
             return eye[labels].T @ eye[preds]

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from exercises.checks.metrics import ece_oracle, softmax_probs
-from exercises.evaluation_plots import (
+from exercises.kit.checkpoints import export_model, load_checkpoint, load_exported, read_checkpoint, save_checkpoint
+from exercises.kit.datasets import draw_digit, image_to_mnist
+from exercises.kit.figures import (
     plot_confusion_matrix,
     plot_intervals,
     plot_per_class_scores,
@@ -19,23 +21,14 @@ from exercises.evaluation_plots import (
     reliability_bins,
     show_confident_mistakes,
 )
-from exercises.quick_train import (
+from exercises.kit.training import (
     linear_model,
+    predict_image,
     predict_logits,
     small_cnn,
     three_way_split,
     to_model_input,
     train_quickly,
-)
-from exercises.shipping import (
-    draw_digit,
-    export_model,
-    image_to_mnist,
-    load_checkpoint,
-    load_exported,
-    predict_image,
-    read_checkpoint,
-    save_checkpoint,
 )
 from grading import PROJECT_ROOT
 
@@ -98,9 +91,11 @@ def test_checkpoints_round_trip_in_every_layout(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = small_cnn().eval()
     x = torch.randn(3, 1, 28, 28)
-    path = save_checkpoint(tmp_path / "sub" / "m.pt", model, arch="small_cnn", mean=0.5)
-    restored, meta = load_checkpoint(path, small_cnn)
-    assert meta == {"arch": "small_cnn", "mean": 0.5} and torch.equal(restored(x), model(x))
+    path = save_checkpoint(tmp_path / "sub" / "m.pt", model, meta={"arch": "small_cnn", "mean": (0.5,)})
+    restored = small_cnn().eval()
+    found = load_checkpoint(path, restored)
+    assert found.meta == {"arch": "small_cnn", "mean": (0.5,)} and torch.equal(restored(x), model(x))
+    assert (found.epoch, found.history) == (0, [])
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
     state = model.state_dict()
     for layout in (state, {"model_state_dict": state, "epoch": 3}, {"state_dict": state}):
@@ -111,7 +106,24 @@ def test_checkpoints_round_trip_in_every_layout(tmp_path: Path) -> None:
     torch.save({"model_state_dict": state, "epoch": 3}, tmp_path / "ch4.pt")
     assert read_checkpoint(tmp_path / "ch4.pt")[1] == {"epoch": 3}
     with pytest.raises(ValueError, match="same architecture"):
-        load_checkpoint(path, linear_model)
+        load_checkpoint(path, linear_model())
+
+
+def test_a_training_checkpoint_is_the_shipping_checkpoint(tmp_path: Path) -> None:
+    """One format: what a training run saves to resume is what chapter 5 loads to use the weights."""
+    torch.manual_seed(0)
+    model = small_cnn().eval()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    path = save_checkpoint(tmp_path / "run.pt", model, meta={"arch": "small_cnn"}, epoch=3, optimizer=optimizer,
+                           history=[{"epoch": 3, "val_accuracy": 0.9}])
+    restored = small_cnn().eval()
+    found = load_checkpoint(path, restored)  # no optimizer: only the weights and the facts
+    assert found.meta == {"arch": "small_cnn"} and found.epoch == 0
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(restored(x), model(x))
+    assert read_checkpoint(path)[1] == {"arch": "small_cnn"}
+    resumed = load_checkpoint(path, small_cnn(), optimizer=torch.optim.SGD(small_cnn().parameters(), lr=0.1))
+    assert (resumed.epoch, resumed.history) == (3, [{"epoch": 3, "val_accuracy": 0.9}])
 
 
 def test_export_runs_any_batch_size_and_matches_the_model(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import exercises
-from exercises.checks import CheckFailed, check
-from exercises.progress import load_history, progress_file, progress_report, record_attempt, summarize
+from exercises.checks import CheckFailed, check, check_catalogue
+from exercises.kit.progress import load_history, progress_file, progress_report, record_attempt, summarize
 from tests.conftest import BACKWARD_LINE, REFERENCE_LAYERS, variant
 
 
@@ -34,16 +34,20 @@ def test_each_check_run_is_recorded_with_per_exercise_results(learner_file: Path
     assert [a["passed"] for a in history] == [False, True, True]
     assert history[0]["exercises"] == {"relu_forward": True, "relu_backward": False}
     assert "x == 0" in history[0]["failed"][0]
-    row = next(r for r in summarize() if r.check == "relu")
+    row = next(r for r in summarize(check_catalogue()) if r.check == "relu")
     assert (row.attempts, row.attempts_to_pass, row.passing_now) == (3, 2, True)
-    report = progress_report()
+    report = progress_report(check_catalogue())
     assert "✓ passing" in report and "3 attempts, first passed on attempt 2" in report
 
 
 def test_next_step_follows_the_learner(tmp_path: Path) -> None:
-    assert "Next: chapter" in progress_report([])
+    checks = check_catalogue()
+    assert "Next: chapter 0, relu_forward, relu_backward" in progress_report(checks, [])
     failing = [{"check": "relu", "passed": False, "exercises": {"relu_backward": False}, "failed": ["at zero"]}]
-    assert 'Keep going with check("relu")' in progress_report(failing) and "at zero" in progress_report(failing)
+    report = progress_report(checks, failing)
+    assert 'Keep going with check("relu") (chapter 0)' in report and "at zero" in report
+    passed = [{"check": "relu", "passed": True, "exercises": {"relu_forward": True, "relu_backward": True}}]
+    assert 'Next: chapter 1, stratified_split — then run check("stratified_split")' in progress_report(checks, passed)
 
 
 def test_unreadable_history_is_set_aside_not_fatal() -> None:

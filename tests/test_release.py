@@ -20,8 +20,8 @@ def bundle(tmp_path_factory) -> Path:
 
 
 def test_bundle_has_what_a_learner_needs(bundle: Path) -> None:
-    assert sorted(p.name for p in bundle.iterdir()) == [".course-release.json", "README.md", "course", "environment.yml", "exercises",
-                                                        "pyproject.toml"]
+    assert sorted(p.name for p in bundle.iterdir()) == [".course-release.json", "README.md", "course",
+                                                        "environment.yml", "exercises", "pyproject.toml"]
     assert (bundle / "course" / "00_welcome.ipynb").exists()
     assert (bundle / "exercises" / "layers.py").exists()
     assert (bundle / "exercises" / "checks" / "layers.py").exists()

@@ -14,7 +14,8 @@ import torch
 from exercises.checks import evaluate
 from exercises.checks.layers import relu_forward_values
 from exercises.checks.program import Program, StepFailed
-from grading.sandbox import Limits, Opaque, Sandbox, SandboxFailure, decode_result, encode_program
+from exercises.checks.wire import Opaque
+from grading.sandbox import Limits, Sandbox, SandboxFailure, decode_result, encode_program
 from grading.submissions import Submission, stage
 from tests.conftest import REFERENCE_LAYERS
 
@@ -119,7 +120,8 @@ def read_all(paths):
     found = {}
     for path in paths:
         try:
-            found[path] = sorted(os.listdir(path)) if os.path.isdir(path) else open(path, "rb").read(64).decode("latin-1")
+            found[path] = sorted(os.listdir(path)) if os.path.isdir(path) else \
+open(path, "rb").read(64).decode("latin-1")
         except OSError as exc:
             found[path] = type(exc).__name__
     return found
@@ -139,7 +141,8 @@ def lift_masks(paths):
 
 def processes():
     import os
-    return {"pid": os.getpid(), "ppid": os.getppid(), "proc": sorted(int(n) for n in os.listdir("/proc") if n.isdigit()),
+    return {"pid": os.getpid(), "ppid": os.getppid(), \
+"proc": sorted(int(n) for n in os.listdir("/proc") if n.isdigit()),
             "uid": os.getuid(),
             "capabilities": open("/proc/self/status").read().split("CapEff:")[1].split()[0]}
 
@@ -298,7 +301,8 @@ def test_the_sandbox_process_has_its_own_session() -> None:
     assert os.getpgrp() == os.getpgid(0)  # the grader is not in the learner's process group
 
 
-SECRETS = [str(Path(p).resolve()) for p in ("grading/hidden/layers.py", "solutions/layers.py", ".git/HEAD", "tests/conftest.py")]
+SECRETS = [str(Path(p).resolve())
+           for p in ("grading/hidden/layers.py", "solutions/layers.py", ".git/HEAD", "tests/conftest.py")]
 
 
 def test_hidden_tests_solutions_and_the_project_are_unreadable(sandbox: Sandbox) -> None:

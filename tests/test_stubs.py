@@ -43,7 +43,8 @@ def test_stub_keeps_signatures_and_docstrings_and_raises_naming_the_exercise() -
                 continue
             import torch
 
-            with pytest.raises(NotImplementedError, match=rf"{fname} is not implemented yet: see course/00_welcome\.ipynb"):
+            with pytest.raises(NotImplementedError,
+                               match=rf"{fname} is not implemented yet: see course/00_welcome\.ipynb"):
                 if fname == "relu_forward":
                     namespace[fname](torch.zeros(2))
                 else:
@@ -93,10 +94,29 @@ def f(x):
     compile(stub, "demo.py", "exec")
 
 
+def test_a_raise_line_too_long_is_wrapped_and_says_the_same() -> None:
+    source = '''def an_exercise_with_a_rather_long_name(x):
+    """Explained in course/03_convolution.ipynb, section "A section title long enough to wrap the line"."""
+    ### BEGIN SOLUTION
+    return x
+    ### END SOLUTION
+'''
+    stub = stubs.make_stub(source, "demo.py")
+    assert max(len(line) for line in stub.splitlines()) <= stubs.LINE_LENGTH
+    assert "    raise NotImplementedError(\n" in stub
+    namespace: dict = {}
+    exec(compile(stub, "demo.py", "exec"), namespace)
+    with pytest.raises(NotImplementedError) as raised:
+        namespace["an_exercise_with_a_rather_long_name"](1)
+    assert str(raised.value) == ("an_exercise_with_a_rather_long_name is not implemented yet: see "
+                                 'course/03_convolution.ipynb, section "A section title long enough to wrap the line".')
+
+
 @pytest.mark.parametrize("source, problem", [
     ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "never closed"),
     ("def f():\n    return 1\n    ### END SOLUTION\n", "without a matching"),
-    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n", "inside another"),
+    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
+     "inside another"),
     ('def f():\n    """No pointer."""\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n', "Explained in"),
 ])
 def test_malformed_solutions_are_refused_with_a_clear_message(source: str, problem: str) -> None:
@@ -108,7 +128,8 @@ def test_drift_is_reported(tmp_path) -> None:
     (tmp_path / "solutions").mkdir()
     (tmp_path / "exercises").mkdir()
     (tmp_path / "solutions" / "m.py").write_text(
-        'def f():\n    """Explained in course/x.ipynb, section "S"."""\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n')
+        'def f():\n    """Explained in course/x.ipynb, section "S"."""\n'
+        '    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n')
     assert stubs.drift(tmp_path / "exercises", tmp_path / "solutions")  # missing stub
     assert stubs.write(tmp_path / "exercises", tmp_path / "solutions") == ["m.py"]
     assert stubs.drift(tmp_path / "exercises", tmp_path / "solutions") == []

@@ -42,7 +42,8 @@ def loop(*, zero: str = "optimizer.zero_grad()", before: str = "", move: str = "
          backward: str = "", total: str = "total += loss.item() * len(y)", result: str = "total / count",
          forward: str = "loss = F.cross_entropy(model(x), y)") -> str:
     """A plain train_one_epoch body with one part swapped (each part is one line or empty)."""
-    backward = backward or ("if scaler is not None:\n        scaler.scale(loss).backward()\n        scaler.step(optimizer)\n"
+    backward = backward or ("if scaler is not None:\n        scaler.scale(loss).backward()\n"
+                            "        scaler.step(optimizer)\n"
                             "        scaler.update()\n    else:\n        loss.backward()\n        optimizer.step()")
     return f"""
 model.train()
@@ -135,16 +136,19 @@ CORRECT = {
     },
 }
 
-SCALER_NO_UPDATE = "if scaler is not None:\n        scaler.scale(loss).backward()\n        scaler.step(optimizer)\n    else:\n        loss.backward()\n        optimizer.step()"
+SCALER_NO_UPDATE = ("if scaler is not None:\n        scaler.scale(loss).backward()\n        scaler.step(optimizer)\n"
+                    "    else:\n        loss.backward()\n        optimizer.step()")
 SCALER_BYPASSED = ("if scaler is not None:\n        scaler.scale(loss).backward()\n        optimizer.step()\n"
                    "        scaler.update()\n    else:\n        loss.backward()\n        optimizer.step()")
 
 MISTAKES = {  # exercise -> name -> (body, words some diagnosis must contain[, properties to run])
     "train_one_epoch": {
         "no zero_grad": (loop(zero=""), "gradients accumulate"),
-        "zero_grad after the step": (loop(zero="", backward="loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()"),
+        "zero_grad after the step": (loop(zero="",
+                                          backward="loss.backward()\n    optimizer.step()\n    optimizer.zero_grad()"),
                                      "before train_one_epoch was called"),
-        "zero_grad between backward and step": (loop(zero="", backward="loss.backward()\n    optimizer.zero_grad()\n    optimizer.step()"),
+        "zero_grad between backward and step": (loop(zero="", backward="loss.backward()\n    optimizer.zero_grad()\n"
+                                                                       "    optimizer.step()"),
                                                 "zero the gradients before backward"),
         "no model.train()": (loop().replace("model.train()\n", ""), "ran the model in evaluation mode"),
         "batches not moved": (loop(move="pass"), "moved to the training device"),
@@ -156,7 +160,8 @@ MISTAKES = {  # exercise -> name -> (body, words some diagnosis must contain[, p
         "scaler never used": (loop(backward="loss.backward()\n    optimizer.step()"), "never used"),
         "scaler without update()": (loop(backward=SCALER_NO_UPDATE), "without scaler.update() in between"),
         "scaler bypassed at the step": (loop(backward=SCALER_BYPASSED), "not optimizer.step()"),
-        "autocast ignored": (loop().replace("    with autocast(device, amp_dtype):\n        loss", "    if True:\n        loss"),
+        "autocast ignored": (loop().replace("    with autocast(device, amp_dtype):\n        loss",
+                                            "    if True:\n        loss"),
                              "must run under torch.autocast"),
         "autocast always on": (loop().replace("with autocast(device, amp_dtype):",
                                               "with torch.autocast(device.type, dtype=torch.bfloat16):"),
@@ -248,9 +253,9 @@ MISTAKES = {  # exercise -> name -> (body, words some diagnosis must contain[, p
                 f(seed + 1)
         """, "with the seed itself"),
         "the course's helper instead of your own": ("""
-            from exercises.seeding import seed_everything
+            from exercises.kit.devices import seed_everything
             seed_everything(seed)
-        """, "called exercises.seeding.seed_everything, which this exercise must not use"),
+        """, "called exercises.kit.devices.seed_everything, which this exercise must not use"),
     },
 }
 

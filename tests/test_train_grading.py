@@ -59,7 +59,8 @@ def _buggy_optim() -> str:
     source = (PROJECT_ROOT / "solutions" / "optim.py").read_text(encoding="utf-8")
     source = _replace_region(source, "class SGD(", OPTIM_MISTAKES["SGD"]["decay after momentum"][0])
     source = _replace_region(source, "class AdamW(", OPTIM_MISTAKES["AdamW"]["no bias correction"][0])
-    source = _replace_region(source, "def warmup_cosine_lr(", OPTIM_MISTAKES["warmup_cosine_lr"]["warmup starts at 0"][0])
+    source = _replace_region(source, "def warmup_cosine_lr(",
+                             OPTIM_MISTAKES["warmup_cosine_lr"]["warmup starts at 0"][0])
     return strip_markers(source)
 
 

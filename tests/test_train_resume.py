@@ -12,13 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from exercises.training_utils import (
-    StepSchedule,
-    TensorLoader,
-    load_checkpoint,
-    random_shift_flip,
-    save_checkpoint,
-)
+from exercises.kit.checkpoints import load_checkpoint, save_checkpoint
+from exercises.kit.training import StepSchedule, TensorLoader, random_shift_flip
 from grading import PROJECT_ROOT
 
 # A whole training run as the notebook does it: the reference exercises, data on the "device" with
@@ -32,7 +27,7 @@ from torch import nn
 torch.set_num_threads(1)
 from solutions.optim import AdamW, warmup_cosine_lr
 from solutions.train import evaluate, set_seed, train_one_epoch
-from exercises.training_utils import StepSchedule, TensorLoader, embedded_split, fit, random_shift_flip
+from exercises.kit.training import StepSchedule, TensorLoader, embedded_split, fit, random_shift_flip
 
 checkpoint, out, epochs = sys.argv[1], sys.argv[2], 3
 kill_after = int(os.environ.get("KILL_AFTER", "0"))
@@ -65,7 +60,8 @@ def _run(tmp_path: Path, name: str, kill_after: int = 0) -> subprocess.Completed
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "KILL_AFTER": str(kill_after), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.pt"), str(tmp_path / f"{name}-final.pt")],
+    return subprocess.run([sys.executable, str(script), str(tmp_path / f"{name}.pt"),
+                           str(tmp_path / f"{name}-final.pt")],
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
 
@@ -100,7 +96,7 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path: Path, kill_after: in
 def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
     model = torch.nn.Linear(2, 2)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    path = save_checkpoint(tmp_path / "c.pt", epoch=1, model=model, optimizer=optimizer)
+    path = save_checkpoint(tmp_path / "c.pt", model, epoch=1, optimizer=optimizer)
     real_save = torch.save
 
     def dies_half_way(obj, f, *args, **kwargs):
@@ -110,9 +106,9 @@ def test_a_failed_save_leaves_the_previous_checkpoint(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(torch, "save", dies_half_way)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, epoch=2, model=model, optimizer=optimizer)
+        save_checkpoint(path, model, epoch=2, optimizer=optimizer)
     monkeypatch.undo()
-    assert load_checkpoint(path, model=model, optimizer=optimizer)[0] == 1
+    assert load_checkpoint(path, model, optimizer=optimizer).epoch == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
 
 
@@ -129,7 +125,8 @@ def test_tensor_loader_batches_normalizes_and_shuffles_reproducibly() -> None:
     assert torch.equal(first, torch.cat([y for _, y in b])) and sorted(first.tolist()) == list(range(10))
     assert not torch.equal(first, torch.cat([y for _, y in a]))  # a new order every epoch
     assert len(TensorLoader(images, labels, 4, drop_last=True)) == 2
-    assert next(iter(TensorLoader(images, labels, 4, channels_last=True)))[0].is_contiguous(memory_format=torch.channels_last)
+    assert next(iter(TensorLoader(images, labels, 4, channels_last=True)))[0].is_contiguous(
+        memory_format=torch.channels_last)
 
 
 def test_random_shift_flip_moves_whole_pixels_and_mirrors() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from exercises.update import UpdateError, merge_exercise_module, update_course
+from exercises.kit.update import UpdateError, merge_exercise_module, update_course
 from grading.release import build_release
 from tests.conftest import REFERENCE_LAYERS
 
@@ -31,7 +32,8 @@ def _implemented(stub: str) -> str:
     end = REFERENCE_LAYERS.index("def relu_backward")
     mine = REFERENCE_LAYERS[start:end].rstrip() + "\n"
     stub_start, stub_end = stub.index("def relu_forward"), stub.index("def relu_backward")
-    return stub[:stub_start] + mine + "\n\n" + stub[stub_end:] + "\n\nimport math\n\n\ndef my_helper(x):\n    return x\n"
+    return (stub[:stub_start] + mine + "\n\n" + stub[stub_end:]
+            + "\n\nimport math\n\n\ndef my_helper(x):\n    return x\n")
 
 
 @pytest.fixture
@@ -45,7 +47,7 @@ def releases(tmp_path: Path):
     (v2 / "course" / "00_welcome.ipynb").write_text(json.dumps(nb))
     (v2 / "course" / "99_new.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4,
                                                             "nbformat_minor": 5}))
-    from exercises.update import write_manifest
+    from exercises.kit.update import write_manifest
 
     (v2 / ".course-release.json").unlink()
     write_manifest(v2)
@@ -130,3 +132,77 @@ def test_update_from_a_zip_on_the_command_line(releases, tmp_path: Path) -> None
     proc = subprocess.run([sys.executable, "-c", script, "update", str(tmp_path / "missing")], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+OLD_RELEASE = Path(__file__).with_name("fixtures") / "learner-release-0.1.zip"  # the release before exercises/kit/
+OLD_HELPERS = ["colab", "datasets", "devices", "download", "evaluation_plots", "plotting", "progress", "quick_train",
+               "seeding", "shipping", "training_utils", "update", "validate"]
+
+
+def _old_copy_with_relu_done(tmp_path: Path) -> Path:
+    """A learner's copy of release 0.1 (the course's helpers beside the exercise files) with relu implemented,
+    and a helper of theirs that imports one of the old helper modules."""
+    import zipfile
+
+    with zipfile.ZipFile(OLD_RELEASE) as z:
+        z.extractall(tmp_path / "old")
+    learner = tmp_path / "old" / "learner-release"
+    layers = learner / "exercises" / "layers.py"
+    text = layers.read_text()
+    assert "from exercises.validate import" in text  # the old layout, really
+    for name, body in (("relu_forward", "    out = torch.where(x > 0, x, torch.zeros_like(x))\n    return out, x"),
+                       ("relu_backward", "    x = cache\n"
+                                         "    require_same_shape(\"dout\", dout, \"the forward's input\", x)\n"
+                                         "    return torch.where(x > 0, dout, torch.zeros_like(dout))")):
+        stub = next(ln for ln in text.splitlines() if f"raise NotImplementedError('{name} is" in ln)
+        text = text.replace(stub, body)
+    text += ("\n\nfrom exercises.seeding import seed_everything\n\n\n"
+             "def my_noise(n):\n    return torch.randn(n, generator=seed_everything(1))\n")
+    layers.write_text(text)
+    return learner
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(cwd), "COURSE_PROGRESS_FILE": str(cwd / ".progress-test.json")}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+CHECK_RELU = ["-c", "from exercises.checks import check; from exercises.layers import my_noise; "
+                    "assert my_noise(3).shape == (3,); check('relu')"]
+
+
+def test_update_from_the_old_layout_keeps_the_work_and_lists_the_old_helpers(tmp_path: Path) -> None:
+    learner = _old_copy_with_relu_done(tmp_path)
+    new = build_release(tmp_path / "new" / "learner-release")
+    # The new release's updater, run on the old copy (what the learner README says to do once).
+    proc = _run(["-m", "exercises", "update", "--into", str(learner), str(new)], cwd=new)
+    assert proc.returncode == 0, proc.stderr
+    listed = proc.stdout.split("no longer used by the course (kept; delete them when you like): ")[1].splitlines()[0]
+    assert listed.split(", ") == [f"exercises/{m}.py" for m in OLD_HELPERS]
+    assert all((learner / "exercises" / f"{m}.py").exists() for m in OLD_HELPERS)  # never deleted
+    merged = (learner / "exercises" / "layers.py").read_text()
+    assert "out = torch.where(x > 0, x, torch.zeros_like(x))" in merged  # the learner's relu, kept
+    assert "from exercises.kit.devices import seed_everything" in merged  # their import, pointed at kit/
+    assert "from exercises.validate" not in merged and "from exercises.seeding" not in merged
+    assert (learner / "exercises" / "kit" / "catalogue.py").exists()
+    # The course works afterwards, from the learner's copy: the check passes, the progress view runs.
+    proc = _run(CHECK_RELU, cwd=learner)
+    assert proc.returncode == 0 and "All properties of 'relu' hold" in proc.stdout, proc.stdout + proc.stderr
+    proc = _run(["-m", "exercises", "progress"], cwd=learner)
+    assert proc.returncode == 0 and "Course progress: 1 of" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_the_old_updater_also_leaves_a_working_course(tmp_path: Path) -> None:
+    """A learner who runs their old copy's own `python -m exercises update NEW` loses nothing either; a run
+    of the new updater afterwards lists the files no release ships any more."""
+    learner = _old_copy_with_relu_done(tmp_path)
+    new = build_release(tmp_path / "new" / "learner-release")
+    proc = _run(["-m", "exercises", "update", str(new)], cwd=learner)  # the 0.1 updater
+    assert proc.returncode == 0, proc.stderr
+    assert "out = torch.where(x > 0, x, torch.zeros_like(x))" in (learner / "exercises" / "layers.py").read_text()
+    proc = _run(CHECK_RELU, cwd=learner)
+    assert proc.returncode == 0 and "All properties of 'relu' hold" in proc.stdout, proc.stdout + proc.stderr
+    proc = _run(["-m", "exercises", "update", str(new)], cwd=learner)  # now the new updater
+    assert proc.returncode == 0, proc.stderr
+    assert "not part of this release (left from an older one, or yours; kept): " in proc.stdout
+    assert all(f"exercises/{m}.py" in proc.stdout for m in OLD_HELPERS)

@@ -1,6 +1,6 @@
 """Visible checks: run ``check("relu")`` after each attempt for an immediate, specific diagnosis.
 
-A check is a list of *properties* of the contract (``../CURRICULUM.md`` in the course repository),
+A check is a list of *properties* of the contract (``docs/CURRICULUM.md`` in the course repository),
 each with a short title and a judge that says what is wrong and the likely mistake when it fails.
 The grader's hidden tests are built from the same properties with inputs you have not seen, so a
 check that passes here is a good sign, not a guarantee.
@@ -17,8 +17,10 @@ from typing import Any
 import torch
 
 from exercises.checks.program import ImportFailed, Program, StepFailed, import_exercise_module, run_program
+from exercises.kit.catalogue import find
+from exercises.kit.progress import progress_report, record_attempt
 
-__all__ = ["CheckFailed", "Mistake", "Property", "check", "evaluate", "available_checks"]
+__all__ = ["CheckFailed", "Mistake", "Property", "available_checks", "check", "evaluate", "show_progress"]
 
 
 class Mistake(Exception):
@@ -120,14 +122,14 @@ def count_mismatches(got: torch.Tensor, expected: torch.Tensor, atol: float = 0.
 
 # ----------------------------------------------------------------------------- running checks
 
-_REGISTRY: dict[str, tuple[str, Callable[[], list[Property]]]] = {}
+_REGISTRY: dict[str, Callable[[], list[Property]]] = {}
 
 
-def register(name: str, module: str) -> Callable[[Callable[[], list[Property]]], Callable[[], list[Property]]]:
-    """Register a visible check ``name`` for exercises living in ``exercises.<module>``."""
+def register(name: str) -> Callable[[Callable[[], list[Property]]], Callable[[], list[Property]]]:
+    """Register the visible check ``name``; the factory builds its properties."""
 
     def wrap(factory: Callable[[], list[Property]]) -> Callable[[], list[Property]]:
-        _REGISTRY[name] = (module, factory)
+        _REGISTRY[name] = factory
         return factory
 
     return wrap
@@ -148,18 +150,24 @@ def available_checks() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def check_catalogue() -> list[tuple[str, str, list[str]]]:
-    """``(check name, exercise module, exercises it covers)`` for every visible check, in the
-    order the course registers them."""
+def check_catalogue() -> list[tuple[str, list[str]]]:
+    """``(check name, exercises it covers)`` for every visible check, in the order the course registers them."""
     _load_registry()
-    catalogue = []
-    for name, (module, factory) in _REGISTRY.items():
-        try:
-            exercises = list(dict.fromkeys(p.exercise for p in factory()))
-        except Exception:  # a check whose inputs cannot be built still belongs in the list
-            exercises = [name]
-        catalogue.append((name, module, exercises))
-    return catalogue
+    return [(name, list(dict.fromkeys(p.exercise for p in factory()))) for name, factory in _REGISTRY.items()]
+
+
+def module_of(props: list[Property], name: str) -> str:
+    """The exercise module a check's properties call into (from the exercise catalogue)."""
+    modules = {entry.module for entry in map(find, {p.exercise for p in props}) if entry is not None}
+    if len(modules) != 1:
+        raise RuntimeError(f"check {name!r} covers exercises of {sorted(modules) or 'no'} exercise module(s); "
+                           "a check covers exactly one module")
+    return modules.pop()
+
+
+def show_progress() -> None:
+    """Print the progress view (from any notebook cell): which checks pass, attempts, what to practise next."""
+    print(progress_report(check_catalogue()))
 
 
 def _fresh_module(module: str) -> str | None:
@@ -177,14 +185,13 @@ def check(name: str, *, verbose: bool = True, record: bool = True) -> bool:
 
     Reloads your exercise module first, so edits are picked up without restarting the kernel.
     Prints one line per property; raises ``CheckFailed`` listing the failures, returns ``True``
-    when all pass. Each run is recorded in your progress history (``exercises.progress``).
+    when all pass. Each run is recorded in your progress history (``exercises.kit.progress``).
     """
-    from exercises.progress import record_attempt
-
     _load_registry()
     if name not in _REGISTRY:
         raise ValueError(f"no check named {name!r}; available: {', '.join(sorted(_REGISTRY))}")
-    module, factory = _REGISTRY[name]
+    props = _REGISTRY[name]()
+    module = module_of(props, name)
     problem = _fresh_module(module)
     if problem:
         if record:
@@ -196,7 +203,6 @@ def check(name: str, *, verbose: bool = True, record: bool = True) -> bool:
 
     failures = []
     results: dict[str, bool] = {}
-    props = factory()
     for prop in props:
         passed, diagnosis = evaluate(prop, run)
         results[prop.exercise] = results.get(prop.exercise, True) and passed

@@ -264,7 +264,8 @@ def value_operation(op: tuple[Any, ...], leaves: tuple[float, ...], upstream: fl
         _check_output_grad(expr, grads)
         node = len(leaves)
         if not _close(grads[node], expected_grads[node]):
-            raise Mistake(f"the grad of {label} itself is wrong: the backward of · (multiplication) is the likely culprit.")
+            raise Mistake(f"the grad of {label} itself is wrong: the backward of · (multiplication) "
+                          "is the likely culprit.")
         for leaf in range(len(leaves)):
             if _close(grads[leaf], expected_grads[leaf]):
                 continue
@@ -566,7 +567,8 @@ def _numerical_gradient_program(name: str, x: torch.Tensor, h: float | None) -> 
     p = Program().forbid(*NO_AUTOGRAD)
     xr = p.put(x.clone())
     f = scalar_function(p, name, x.ndim)
-    grad = p.call("autograd.numerical_gradient", f, xr) if h is None else p.call("autograd.numerical_gradient", f, xr, h=h)
+    grad = (p.call("autograd.numerical_gradient", f, xr) if h is None
+            else p.call("autograd.numerical_gradient", f, xr, h=h))
     return p.fetch(grad=grad, x_after=xr)
 
 
@@ -653,12 +655,13 @@ def numerical_gradient_rejects_bad_h(x: torch.Tensor, h: float = 0.0) -> Propert
 
     def judge(got: dict[str, Any]) -> None:
         if got["result"]["raised"] != "ValueError":
-            raise Mistake(f"numerical_gradient(f, x, h={h:g}) must raise ValueError: keep the given checks of the arguments.")
+            raise Mistake(f"numerical_gradient(f, x, h={h:g}) must raise ValueError: "
+                          "keep the given checks of the arguments.")
 
     return Property("numerical_gradient", f"works for h = 0.001; h = {h:g} raises ValueError", p, judge)
 
 
-@register("numerical_gradient", module="autograd")
+@register("numerical_gradient")
 def numerical_gradient_check() -> list[Property]:
     """The visible check for ``numerical_gradient``."""
     x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]], dtype=torch.float64)
@@ -705,7 +708,8 @@ def relative_error_value(a: torch.Tensor, b: torch.Tensor) -> Property:
             raise Mistake("relative_error averaged over the elements; the contract takes the maximum.")
         alt = (a64 - b64).abs() / torch.maximum(torch.full_like(a64, 1e-8), torch.maximum(a64.abs(), b64.abs()))
         if abs(result - float(alt.max())) <= 1e-9 * float(alt.max()):
-            raise Mistake("relative_error divides by max(|a|, |b|); the contract divides by |a| + |b| (floored at 1e-8).")
+            raise Mistake("relative_error divides by max(|a|, |b|); the contract divides by |a| + |b| "
+                          "(floored at 1e-8).")
         raise Mistake("relative_error differs from max(|a − b| / max(1e-8, |a| + |b|)); compute it in float64.")
 
     return Property("relative_error", f"equals max(|a−b| / max(1e-8, |a|+|b|)) on {_describe(a)} tensors", p, judge)
@@ -724,7 +728,7 @@ def relative_error_rejects_mismatch(a: torch.Tensor, b: torch.Tensor) -> Propert
     return Property("relative_error", "works on equal shapes; different shapes raise ValueError", p, judge)
 
 
-@register("relative_error", module="autograd")
+@register("relative_error")
 def relative_error_check() -> list[Property]:
     """The visible check for ``relative_error``."""
     a = torch.tensor([[1.0, -2.0, 0.0], [3.0, 1e-3, 5.0]], dtype=torch.float64)
@@ -739,4 +743,4 @@ def relative_error_check() -> list[Property]:
 
 
 # Registered in the order the notebook meets them (the progress view lists checks in this order).
-register("value", module="autograd")(value_check)
+register("value")(value_check)

@@ -107,7 +107,8 @@ _SIZE_MISTAKES: tuple[tuple[str, Callable[[int, int, int, int, int], int]], ...]
      lambda n, k, s, p, d: (n + p - d * (k - 1) - 1) // s + 1),
     ("the dilation is ignored: a dilated kernel spans dilation·(kernel_size − 1) + 1 positions",
      lambda n, k, s, p, d: (n + 2 * p - k) // s + 1),
-    ("the dilation is applied to the whole kernel: it spans dilation·(kernel_size − 1) + 1 positions, not dilation·kernel_size",
+    ("the dilation is applied to the whole kernel: it spans dilation·(kernel_size − 1) + 1 positions, "
+     "not dilation·kernel_size",
      lambda n, k, s, p, d: (n + 2 * p - d * k) // s + 1),
     ("the + 1 is missing: the first window sits at position 0, then one more for every `stride` positions left",
      lambda n, k, s, p, d: (n + 2 * p - d * (k - 1) - 1) // s),
@@ -179,7 +180,8 @@ def output_size_raises(cases: list[tuple[int, int, int, int, int]], show_inputs:
             if outcome.get("raised") == "NotImplementedError":
                 raise Mistake("conv_output_size is not implemented yet (it still raises NotImplementedError).")
             if outcome.get("raised"):
-                raise Mistake(f"{where} raised {outcome['raised']}; it must raise ValueError when the kernel does not fit.")
+                raise Mistake(f"{where} raised {outcome['raised']}; it must raise ValueError when the kernel "
+                              "does not fit.")
             n, k, s, p, d = case
             span = n + 2 * p - d * (k - 1) - 1
             if span < 0 and int(span / s) + 1 >= 1:
@@ -195,7 +197,8 @@ def output_size_raises(cases: list[tuple[int, int, int, int, int]], show_inputs:
 # ----------------------------------------------------------------------------- forward values
 
 
-def _conv_reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int, padding: int) -> torch.Tensor:
+def _conv_reference(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int,
+                    padding: int) -> torch.Tensor:
     return F.conv2d(x.double(), w.double(), None if b is None else b.double(), stride=stride, padding=padding)
 
 
@@ -222,7 +225,8 @@ def _judge_conv_output(out: Any, name: str, x: torch.Tensor, w: torch.Tensor, b:
         (_conv_reference(x, w, None, stride, padding),
          "it matches the result without the bias: add b[f] to every output of filter f."),
         (_conv_reference(F.pad(x, (0, 2 * padding, 0, 2 * padding)), w, b, stride, 0) if padding else None,
-         "it matches padding 2·padding zeros on the bottom and right only: put `padding` zeros on each of the four sides."),
+         "it matches padding 2·padding zeros on the bottom and right only: "
+         "put `padding` zeros on each of the four sides."),
         (_conv_reference(F.pad(x, (2 * padding, 0, 2 * padding, 0)), w, b, stride, 0) if padding else None,
          "it matches padding 2·padding zeros on the top and left only: put `padding` zeros on each of the four sides."),
     ]
@@ -263,7 +267,8 @@ def conv_forward_keeps_inputs(function: str, x: torch.Tensor, w: torch.Tensor, b
         for name, before in (("x", x), ("w", w), ("b", b)):
             expect_unchanged(got[f"{name}_after"], before, name, function)
 
-    return Property(function, "leaves x, w and b unchanged", _conv_forward_program(function, x, w, b, stride, padding), judge)
+    return Property(function, "leaves x, w and b unchanged", _conv_forward_program(function, x, w, b, stride, padding),
+                    judge)
 
 
 def _bad_input_property(exercise: str, calls: list[tuple[str, list[Any], dict[str, Any]]], what: list[str],
@@ -337,7 +342,8 @@ def _judge_im2col(cols: Any, x: torch.Tensor, kernel: tuple[int, int], stride: t
             raise Mistake(f"im2col returned {_shape(cols)}, the transpose of unfold's layout N × (C·KH·KW) × (OH·OW) "
                           f"= {_shape(expected)}: one column per output position, one row per (c, p, q).")
         if shape == (N, C, KH, KW, *out_hw) or shape == (N, C, KH, KW, L):
-            raise Mistake(f"im2col returned {_shape(cols)}: reshape it to N × (C·KH·KW) × (OH·OW) = {_shape(expected)}.")
+            raise Mistake(f"im2col returned {_shape(cols)}: reshape it to N × (C·KH·KW) × (OH·OW) "
+                          f"= {_shape(expected)}.")
         if shape == (R, N * L):
             raise Mistake(f"im2col returned one matrix for the whole batch, {_shape(cols)}; keep the batch first: "
                           f"N × (C·KH·KW) × (OH·OW) = {_shape(expected)}.")
@@ -381,7 +387,8 @@ def im2col_values(x: torch.Tensor, kernel_size: int | tuple[int, int], stride: i
     def judge(got: dict[str, Any]) -> None:
         _judge_im2col(got["cols"], x, kernel, s, pad)
 
-    title = f"equals torch.nn.functional.unfold: x {_describe(x)}, kernel {kernel_size}, stride {stride}, padding {padding}"
+    title = (f"equals torch.nn.functional.unfold: x {_describe(x)}, kernel {kernel_size}, stride {stride}, "
+             f"padding {padding}")
     return Property("im2col", title, _im2col_program(x, kernel_size, stride, padding), judge)
 
 
@@ -421,7 +428,8 @@ def _scatter_diagnosis(name: str, got: torch.Tensor, expected: torch.Tensor, cov
                 "contributions of every window containing it: accumulate (+=, index_add_, scatter_add_), never assign.")
     if stride_one_ok and max(stride) > 1:
         return (f"{name} is right with stride 1 but wrong with stride {stride}: the stride is ignored when scattering "
-                "back. Column (i, j) came from the window at rows i·stride + p and columns j·stride + q; it must go back there.")
+                "back. Column (i, j) came from the window at rows i·stride + p and columns j·stride + q; "
+                "it must go back there.")
     return (f"{name} differs from the expected values at {int(wrong.sum())} of {expected.numel()} elements "
             f"(largest difference {_largest_difference(got, expected)}).")
 
@@ -461,7 +469,8 @@ def col2im_values(cases: list[tuple[torch.Tensor, tuple[int, ...], Any, Any, Any
                                              stride, stride_one_ok))
 
     shown = "; ".join(f"{_shape(s)} from kernel {k}, stride {st}, padding {pd}" for _, s, k, st, pd in cases)
-    return Property("col2im", f"equals torch.nn.functional.fold (sums overlaps): {shown}", _col2im_program(cases), judge)
+    return Property("col2im", f"equals torch.nn.functional.fold (sums overlaps): {shown}", _col2im_program(cases),
+                    judge)
 
 
 def col2im_keeps_input(cases: list[tuple[torch.Tensor, tuple[int, ...], Any, Any, Any]]) -> Property:
@@ -528,12 +537,14 @@ def conv_backward_values(cases: list[BackwardCase]) -> Property:
             grads = got[f"grads{i}"]
             if not isinstance(grads, (tuple, list)) or len(grads) != 3:
                 raise Mistake("conv2d_backward must return three gradients (dx, dw, db); it returned "
-                              f"{type(grads).__name__}" + (f" of length {len(grads)}" if isinstance(grads, (tuple, list)) else "") + ".")
+                              f"{type(grads).__name__}"
+                              + (f" of length {len(grads)}" if isinstance(grads, (tuple, list)) else "") + ".")
             dx, dw, db = grads
             ex, ew, eb = expected[i]
             x, w, _, stride, padding, dout = case
             if isinstance(dx, torch.Tensor) and tuple(dx.shape) == tuple(ew.shape) != tuple(ex.shape):
-                raise Mistake("conv2d_backward returned dw first: return (dx, dw, db), in the order the forward took x, w, b.")
+                raise Mistake("conv2d_backward returned dw first: return (dx, dw, db), in the order the forward "
+                              "took x, w, b.")
             _judge_db(db, dout, eb)
             dw = expect_tensor(dw, "dw", ew)
             if _mismatches(dw, ew):
@@ -545,7 +556,8 @@ def conv_backward_values(cases: list[BackwardCase]) -> Property:
                               "reshaped to F×C×KH×KW.")
             if isinstance(dx, torch.Tensor) and dx.ndim == 4 and padding and tuple(dx.shape[2:]) == (
                     x.shape[2] + 2 * padding, x.shape[3] + 2 * padding):
-                raise Mistake(f"dx has the padded shape {_shape(dx)}: crop the padding off to get x's shape {_shape(x)}.")
+                raise Mistake(f"dx has the padded shape {_shape(dx)}: crop the padding off to get x's shape "
+                              f"{_shape(x)}.")
             dx = expect_tensor(dx, "dx", ex)
             dx_ok[i] = _mismatches(dx, ex) == 0
             fetched.append(dx)
@@ -555,7 +567,8 @@ def conv_backward_values(cases: list[BackwardCase]) -> Property:
             x, w, _, stride, padding, _ = case
             coverage = _coverage(tuple(x.shape), tuple(w.shape[2:]), (stride, stride), (padding, padding))
             stride_one_ok = any(dx_ok[j] for j, c in enumerate(cases) if c[3] == 1)
-            raise Mistake(_scatter_diagnosis("dx", fetched[i], expected[i][0], coverage, (stride, stride), stride_one_ok))
+            raise Mistake(_scatter_diagnosis("dx", fetched[i], expected[i][0], coverage, (stride, stride),
+                                             stride_one_ok))
 
     shown = "; ".join(_conv_title(c[0], c[1], c[3], c[4]) for c in cases)
     return Property("conv2d_backward", f"dx, dw, db equal autograd's through F.conv2d: {shown}",
@@ -655,7 +668,8 @@ def _pool_title(x: torch.Tensor, kernel_size: Any, stride: Any) -> str:
     return f"x {_describe(x)}, kernel {kernel_size}, stride {stride}"
 
 
-def maxpool_forward_values(x: torch.Tensor, kernel_size: int | tuple[int, int], stride: int | tuple[int, int]) -> Property:
+def maxpool_forward_values(x: torch.Tensor, kernel_size: int | tuple[int, int],
+                           stride: int | tuple[int, int]) -> Property:
     """``maxpool2d_forward`` equals ``F.max_pool2d`` and returns a pair."""
 
     def judge(got: dict[str, Any]) -> None:
@@ -677,7 +691,8 @@ def maxpool_forward_values(x: torch.Tensor, kernel_size: int | tuple[int, int], 
         raise Mistake(f"maxpool2d_forward's out differs from torch.nn.functional.max_pool2d at "
                       f"{_mismatches(out, expected)} of {expected.numel()} elements.")
 
-    return Property("maxpool2d_forward", f"equals torch.nn.functional.max_pool2d: {_pool_title(x, kernel_size, stride)}",
+    return Property("maxpool2d_forward",
+                    f"equals torch.nn.functional.max_pool2d: {_pool_title(x, kernel_size, stride)}",
                     _pool_program(x, kernel_size, stride, None), judge)
 
 
@@ -722,7 +737,8 @@ def maxpool_backward_ties(x: torch.Tensor, kernel_size: int, dout: torch.Tensor)
         outside = dx.clone()
         outside[:, :, : OH * k, : OW * k] = 0
         if bool((outside != 0).any()):
-            raise Mistake("maxpool2d_backward puts gradient on pixels that no window covers (past the last full window).")
+            raise Mistake("maxpool2d_backward puts gradient on pixels that no window covers "
+                          "(past the last full window).")
 
         def per_window(t: torch.Tensor) -> torch.Tensor:  # N×C×OH×OW×(k·k)
             return t[:, :, : OH * k, : OW * k].double().reshape(N, C, OH, k, OW, k).permute(0, 1, 2, 4, 3, 5).flatten(4)
@@ -740,14 +756,16 @@ def maxpool_backward_ties(x: torch.Tensor, kernel_size: int, dout: torch.Tensor)
             if torch.allclose(sums[tied], g[tied] * ties[tied], atol=atol, rtol=rtol):
                 raise Mistake("maxpool2d_backward sends the gradient to every tied maximum of a window: a window with "
                               "several equal maxima gives its whole gradient to ONE of them (argmax picks one index).")
-            if torch.allclose(sums[tied], g[tied], atol=atol, rtol=rtol) and bool(((dxw != 0).sum(dim=4)[tied] > 1).any()):
+            if (torch.allclose(sums[tied], g[tied], atol=atol, rtol=rtol)
+                    and bool(((dxw != 0).sum(dim=4)[tied] > 1).any())):
                 raise Mistake("maxpool2d_backward splits a window's gradient among its tied maxima; the contract gives "
                               "the whole gradient to one of them (any one).")
         if not torch.allclose(sums, g, atol=atol, rtol=rtol):
             raise Mistake("the gradient a window receives (the sum of dx over it) differs from its dout: each window "
                           "passes its whole dout on, once.")
         if bool(((dxw != 0).sum(dim=4) > 1).any()):
-            raise Mistake("maxpool2d_backward spreads a window's gradient over several positions; it all goes to one maximum.")
+            raise Mistake("maxpool2d_backward spreads a window's gradient over several positions; "
+                          "it all goes to one maximum.")
 
     title = f"with tied maxima, each window's gradient goes whole to one of them: {_pool_title(x, k, k)}"
     return Property("maxpool2d_backward", title, _pool_program(x, k, k, dout), judge)
@@ -758,13 +776,15 @@ def maxpool_keeps_inputs(x: torch.Tensor, kernel_size: Any, stride: Any, dout: t
         expect_unchanged(got["x_after"], x, "x", "maxpool2d_forward/maxpool2d_backward")
         expect_unchanged(got["dout_after"], dout, "dout", "maxpool2d_backward")
 
-    return Property("maxpool2d_backward", "leaves x and dout unchanged", _pool_program(x, kernel_size, stride, dout), judge)
+    return Property("maxpool2d_backward", "leaves x and dout unchanged", _pool_program(x, kernel_size, stride, dout),
+                    judge)
 
 
 # ----------------------------------------------------------------------------- the Conv2d module
 
 
-def _module_program(C: int, Fn: int, K: int, stride: int, padding: int, autograd_ok: bool = True) -> tuple[Program, Ref]:
+def _module_program(C: int, Fn: int, K: int, stride: int, padding: int,
+                    autograd_ok: bool = True) -> tuple[Program, Ref]:
     p = Program().forbid(*CONV_OPS, *(() if autograd_ok else ("torch.autograd.grad",)))
     p.call("torch.manual_seed", 0)
     return p, p.call("conv.Conv2d", C, Fn, K, stride=stride, padding=padding)
@@ -821,7 +841,8 @@ def conv_module_forward(C: int, Fn: int, K: int, stride: int, padding: int, x: t
                               f"padding {padding}", p, judge)
 
 
-def conv_module_gradients(C: int, Fn: int, K: int, stride: int, padding: int, x: torch.Tensor, g: torch.Tensor) -> Property:
+def conv_module_gradients(C: int, Fn: int, K: int, stride: int, padding: int, x: torch.Tensor,
+                          g: torch.Tensor) -> Property:
     """``loss = (module(x) · g).sum()``; ``backward()`` runs through a custom ``autograd.Function`` and
     gives autograd's gradients for ``x``, ``weight`` and ``bias``."""
     p, module = _module_program(C, Fn, K, stride, padding, autograd_ok=False)
@@ -851,13 +872,14 @@ def conv_module_gradients(C: int, Fn: int, K: int, stride: int, padding: int, x:
                               "(dx, dweight, dbias, None, None), in the order forward took its inputs.")
             value = expect_tensor(value, name, want.to(x.dtype))
             if _mismatches(value, want.to(x.dtype)):
-                raise Mistake(f"{name} differs from autograd's through F.conv2d at {_mismatches(value, want.to(x.dtype))} "
+                raise Mistake(f"{name} differs from autograd's through F.conv2d at "
+                              f"{_mismatches(value, want.to(x.dtype))} "
                               f"of {want.numel()} elements. If check(\"conv_backward\") fails too, fix conv2d_backward "
                               "first; otherwise check that the Function's backward hands its dout and the forward's "
                               "cache to conv2d_backward.")
 
-    return Property("Conv2d", f"backward through a custom autograd.Function gives autograd's gradients: x {_describe(x)}, "
-                              f"stride {stride}, padding {padding}", p, judge)
+    return Property("Conv2d", "backward through a custom autograd.Function gives autograd's gradients: "
+                              f"x {_describe(x)}, stride {stride}, padding {padding}", p, judge)
 
 
 def conv_module_uses_function(C: int, Fn: int, K: int, x: torch.Tensor) -> Property:
@@ -874,9 +896,10 @@ def conv_module_uses_function(C: int, Fn: int, K: int, x: torch.Tensor) -> Prope
             raise Mistake("Conv2d's output does not require grad although its input does: it is cut off from autograd "
                           "(no detach(), torch.no_grad() or tensors rebuilt from .data in forward).")
         if not got["custom"]:
-            raise Mistake(f"Conv2d's output has grad_fn {got['grad_fn']}: autograd differentiated the operations of your "
-                          "forward itself, and your conv2d_backward never ran. Call a torch.autograd.Function subclass "
-                          "(Conv2dFunction.apply(x, weight, bias, stride, padding)) whose backward calls conv2d_backward.")
+            raise Mistake(f"Conv2d's output has grad_fn {got['grad_fn']}: autograd differentiated the operations of "
+                          "your forward itself, and your conv2d_backward never ran. Call a torch.autograd.Function "
+                          "subclass (Conv2dFunction.apply(x, weight, bias, stride, padding)) whose backward calls "
+                          "conv2d_backward.")
 
     return Property("Conv2d", "runs through a custom torch.autograd.Function", p, judge)
 
@@ -897,7 +920,8 @@ def conv_module_gradcheck(C: int, Fn: int, K: int, stride: int, padding: int, x:
             raise Mistake(f"torch.autograd.gradcheck failed ({outcome['raised']}: {first[:200]}): in float64 your "
                           "backward's gradient with respect to x disagrees with finite differences of your forward.")
 
-    return Property("Conv2d", f"passes torch.autograd.gradcheck in float64: x {_shape(x)}, stride {stride}, padding {padding}",
+    return Property("Conv2d",
+                    f"passes torch.autograd.gradcheck in float64: x {_shape(x)}, stride {stride}, padding {padding}",
                     p, judge)
 
 
@@ -968,14 +992,14 @@ def conv_case(n: int, c: int, h: int, w: int, f: int, kh: int, kw: int, stride: 
     return x, wt, b, stride, padding, _randn(n, f, oh, ow, seed=seed + 3, dtype=dtype)
 
 
-@register("conv_output_size", module="conv")
+@register("conv_output_size")
 def conv_output_size_check() -> list[Property]:
     cases = [(28, 3, 1, 1, 1), (28, 2, 2, 0, 1), (14, 2, 2, 0, 1), (31, 3, 2, 1, 1), (32, 5, 1, 2, 1),
              (10, 3, 3, 0, 1), (7, 3, 1, 0, 2), (30, 4, 2, 1, 1)]
     return [output_size_values(cases), output_size_raises([(2, 3, 1, 0, 1), (2, 3, 2, 0, 1), (5, 3, 1, 0, 3)])]
 
 
-@register("conv_naive", module="conv")
+@register("conv_naive")
 def conv_naive_check() -> list[Property]:
     x, w, b, *_ = conv_case(2, 3, 6, 7, 4, 3, 3, 1, 2, seed=1)
     x2, w2, b2, *_ = conv_case(2, 2, 7, 5, 3, 3, 2, 2, 1, seed=5)
@@ -985,14 +1009,15 @@ def conv_naive_check() -> list[Property]:
             conv_forward_bad_input("conv2d_forward_naive")]
 
 
-@register("im2col", module="conv")
+@register("im2col")
 def im2col_check() -> list[Property]:
     x = _randn(2, 3, 5, 6, seed=10)
     return [im2col_values(x, (3, 3)), im2col_values(_randn(2, 2, 7, 6, seed=11), (3, 2), stride=2, padding=1),
             im2col_keeps_input(x, (3, 3), 1, 1), vectorized("im2col"), im2col_bad_input()]
 
 
-def _col2im_cases(seed: int, dtype: torch.dtype = torch.float32) -> list[tuple[torch.Tensor, tuple[int, ...], Any, Any, Any]]:
+def _col2im_cases(seed: int, dtype: torch.dtype = torch.float32,
+                  ) -> list[tuple[torch.Tensor, tuple[int, ...], Any, Any, Any]]:
     cases = []
     for i, (shape, k, s, pad) in enumerate((((2, 2, 5, 6), (3, 3), 1, 1), ((2, 2, 7, 7), (3, 3), 2, 1))):
         oh, ow = _true_size(shape[2], k[0], s, pad), _true_size(shape[3], k[1], s, pad)
@@ -1000,13 +1025,13 @@ def _col2im_cases(seed: int, dtype: torch.dtype = torch.float32) -> list[tuple[t
     return cases
 
 
-@register("col2im", module="conv")
+@register("col2im")
 def col2im_check() -> list[Property]:
     cases = _col2im_cases(20)
     return [col2im_values(cases), col2im_keeps_input(cases)]
 
 
-@register("conv_forward", module="conv")
+@register("conv_forward")
 def conv_forward_check() -> list[Property]:
     x, w, b, *_ = conv_case(3, 3, 8, 7, 4, 3, 3, 1, 1, seed=30)
     x2, w2, b2, *_ = conv_case(2, 2, 9, 9, 5, 5, 3, 2, 2, seed=34)
@@ -1016,7 +1041,7 @@ def conv_forward_check() -> list[Property]:
             conv_forward_bad_input("conv2d_forward")]
 
 
-@register("conv_backward", module="conv")
+@register("conv_backward")
 def conv_backward_check() -> list[Property]:
     overlapping = conv_case(3, 2, 6, 5, 4, 3, 3, 1, 1, seed=40)
     strided = conv_case(2, 3, 7, 8, 4, 3, 2, 2, 1, seed=44)
@@ -1024,7 +1049,7 @@ def conv_backward_check() -> list[Property]:
             vectorized("conv2d_backward"), conv_backward_keeps_inputs([overlapping])]
 
 
-@register("maxpool", module="conv")
+@register("maxpool")
 def maxpool_check() -> list[Property]:
     x = distinct_pool_input(2, 3, 6, 7, seed=50)
     dout2 = _randn(2, 3, 3, 3, seed=51)
@@ -1037,10 +1062,11 @@ def maxpool_check() -> list[Property]:
             maxpool_keeps_inputs(x, 2, 2, dout2)]
 
 
-@register("conv_module", module="conv")
+@register("conv_module")
 def conv_module_check() -> list[Property]:
     x = _randn(2, 3, 7, 6, seed=60)
     x64 = _randn(2, 2, 5, 6, seed=61, dtype=torch.float64)
-    return [conv_module_parameters(3, 4, 3), conv_module_forward(3, 4, 3, 2, 1, x), conv_module_uses_function(3, 4, 3, x),
+    return [conv_module_parameters(3, 4, 3), conv_module_forward(3, 4, 3, 2, 1, x),
+            conv_module_uses_function(3, 4, 3, x),
             conv_module_gradients(3, 4, 3, 1, 1, x, _randn(2, 4, 7, 6, seed=62)),
             conv_module_gradcheck(2, 3, 3, 2, 1, x64), conv_module_trains(seed=63)]

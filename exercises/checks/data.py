@@ -198,11 +198,11 @@ def stratified_split_counts(labels: torch.Tensor, val_fraction: float, seed: int
         if counts == [n - e for n, e in zip(sizes, expected, strict=True)]:
             raise Mistake("train_idx and val_idx are swapped: val_idx must hold the val_fraction share of each class.")
         if counts == [math.floor(n * val_fraction) for n in sizes]:
-            raise Mistake(f"the validation counts ({table}) were rounded down; the contract rounds to nearest, halves up: "
-                          "floor(n * val_fraction + 0.5), not int(n * val_fraction).")
+            raise Mistake(f"the validation counts ({table}) were rounded down; the contract rounds to nearest, "
+                          "halves up: floor(n * val_fraction + 0.5), not int(n * val_fraction).")
         if counts == [round(n * val_fraction) for n in sizes]:
-            raise Mistake(f"the validation counts ({table}) use Python's round(), which rounds halves to even (2.5 -> 2); "
-                          "the contract rounds halves up: floor(n * val_fraction + 0.5).")
+            raise Mistake(f"the validation counts ({table}) use Python's round(), which rounds halves to even "
+                          "(2.5 -> 2); the contract rounds halves up: floor(n * val_fraction + 0.5).")
         if sum(counts) == sum(expected) or abs(sum(counts) - len(labels) * val_fraction) <= 1:
             raise Mistake(f"the split is not stratified: the validation part holds {table}, but each class must put "
                           f"floor(n * val_fraction + 0.5) of its n samples there ({wanted}). Split each class "
@@ -222,7 +222,8 @@ def stratified_split_reproducible(labels: torch.Tensor, val_fraction: float, see
         other = _expect_split(got["split2"], len(labels))
         if not torch.equal(first[1], again[1]):
             raise Mistake(f"two calls with seed={seed} gave different splits: draw every random number from a "
-                          "generator seeded with `seed` (torch.Generator().manual_seed(seed)), not from the global one.")
+                          "generator seeded with `seed` (torch.Generator().manual_seed(seed)), "
+                          "not from the global one.")
         if torch.equal(first[1], other[1]):
             raise Mistake(f"seeds {seed} and {other_seed} gave the same split: the choice must be random, driven by "
                           "`seed` (shuffle each class with torch.randperm(..., generator=...)).")
@@ -231,7 +232,7 @@ def stratified_split_reproducible(labels: torch.Tensor, val_fraction: float, see
                     _split_program(labels, val_fraction, [seed, seed, other_seed]), judge)
 
 
-@register("stratified_split", module="data")
+@register("stratified_split")
 def stratified_split_check() -> list[Property]:
     """The visible check for ``stratified_split``."""
     labels = _labels_with_counts({0: 30, 1: 12, 2: 7, 4: 50, 5: 1}, seed=3)  # imbalanced, class 3 absent
@@ -303,8 +304,8 @@ def channel_stats_values(images: torch.Tensor) -> Property:
                           f"whose mean is about {spread:.0f} standard deviations from zero: E[x²] − E[x]² cancels "
                           "catastrophically in float32. Accumulate in float64 (images.double()) and subtract the "
                           "mean before squaring: sqrt(mean((x − mean)²)).")
-        raise Mistake(f"std is off by {std_err:.1e} relative (allowed: 1e-6): std[c] = sqrt(mean((x[:, c] − mean[c])²)) "
-                      "over N, H and W.")
+        raise Mistake(f"std is off by {std_err:.1e} relative (allowed: 1e-6): "
+                      "std[c] = sqrt(mean((x[:, c] − mean[c])²)) over N, H and W.")
 
     return Property("channel_stats", f"gives the per-channel mean and population std of a {_describe(images)} input",
                     _stats_program(images), judge)
@@ -326,7 +327,7 @@ def _cancellation_images(seed: int, dtype: torch.dtype = torch.float32) -> torch
     return x.to(dtype)
 
 
-@register("channel_stats", module="data")
+@register("channel_stats")
 def channel_stats_check() -> list[Property]:
     """The visible check for ``channel_stats``."""
     small = _images(4, 3, 5, 6, seed=5) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1) \
@@ -372,8 +373,10 @@ def normalize_values(images: torch.Tensor, mean: Any, std: Any) -> Property:
         batch_mean = x.mean(dim=(0, 2, 3), keepdim=True)
         batch_std = x.std(dim=(0, 2, 3), keepdim=True, correction=0)
         candidates = {
-            "multiplied by std instead of dividing by it: (x − mean) / std.": (x - m.view(1, -1, 1, 1)) * s.view(1, -1, 1, 1),
-            "divided before subtracting: compute (x − mean) / std, not x / std − mean.": x / s.view(1, -1, 1, 1) - m.view(1, -1, 1, 1),
+            "multiplied by std instead of dividing by it: (x − mean) / std.":
+                (x - m.view(1, -1, 1, 1)) * s.view(1, -1, 1, 1),
+            "divided before subtracting: compute (x − mean) / std, not x / std − mean.":
+                x / s.view(1, -1, 1, 1) - m.view(1, -1, 1, 1),
             "subtracted the mean but did not divide by std.": x - m.view(1, -1, 1, 1),
             "used the batch's own statistics instead of the mean and std passed in (those come from the training "
             "split, and must be used for every split).": (x - batch_mean) / batch_std,
@@ -382,8 +385,8 @@ def normalize_values(images: torch.Tensor, mean: Any, std: Any) -> Property:
         for message, candidate in candidates.items():
             if close(candidate, out):
                 raise Mistake(f"normalize {message}")
-        raise Mistake(f"normalize's output differs from (x − mean[c]) / std[c] at {count_mismatches(out, expected, atol, rtol)} "
-                      f"of {out.numel()} elements.")
+        raise Mistake("normalize's output differs from (x − mean[c]) / std[c] at "
+                      f"{count_mismatches(out, expected, atol, rtol)} of {out.numel()} elements.")
 
     return Property("normalize", f"gives (x − mean[c]) / std[c] on a {_describe(images)} input",
                     _normalize_program(images, mean, std), judge)
@@ -400,7 +403,7 @@ def normalize_keeps_inputs(images: torch.Tensor, mean: torch.Tensor, std: torch.
     return Property("normalize", "leaves images, mean and std unchanged", _normalize_program(images, mean, std), judge)
 
 
-@register("normalize", module="data")
+@register("normalize")
 def normalize_check() -> list[Property]:
     """The visible check for ``normalize``."""
     images = _images(4, 3, 5, 3, seed=7) * 0.3 + 0.5  # W == C: a broadcast over the wrong axis still runs
@@ -457,7 +460,8 @@ def _explain_bad_window(x: torch.Tensor, out: torch.Tensor, padding: int, i: int
         return "its channels were cut at different offsets: all channels of one image share one offset (dy, dx)."
     others = F.pad(x, (padding,) * 4)
     for j in range(min(len(x), 64)):
-        if j != i and any(torch.equal(others[j, :, dy:dy + h, dx:dx + w], result) for dy in range(k) for dx in range(k)):
+        if j != i and any(torch.equal(others[j, :, dy:dy + h, dx:dx + w], result)
+                          for dy in range(k) for dx in range(k)):
             return f"it is a window of input image {j}, not of image {i}: keep the images in their order."
     return (f"it must equal padded[{i}, :, dy:dy+H, dx:dx+W] for some 0 <= dy, dx <= 2·padding, where padded has "
             f"{padding} zeros on every side.")
@@ -519,8 +523,9 @@ def random_crop_offsets(images: torch.Tensor, padding: int, seed: int) -> Proper
                           f"dx {int(dx.max())}): windows at the far edge never occur. torch.randint's upper bound is "
                           "exclusive: draw from torch.randint(0, 2 * padding + 1, ...).")
         if int(dy.min()) > 0 or int(dx.min()) > 0:
-            raise Mistake(f"over {n} images the offsets never were 0 (smallest dy {int(dy.min())}, dx {int(dx.min())}): "
-                          "windows at the near edge never occur. Offsets run from 0 to 2·padding.")
+            raise Mistake(f"over {n} images the offsets never were 0 (smallest dy {int(dy.min())}, "
+                          f"dx {int(dx.min())}): windows at the near edge never occur. "
+                          "Offsets run from 0 to 2·padding.")
         missing = sorted({(a, b) for a in range(k) for b in range(k)} - seen)
         if missing:
             raise Mistake(f"{len(missing)} of the {k * k} offsets never occurred over {n} images, for example "
@@ -531,9 +536,11 @@ def random_crop_offsets(images: torch.Tensor, padding: int, seed: int) -> Proper
         if chi2 > _chi2_threshold(k * k - 1):
             raise Mistake(f"the offsets are not uniform over the {k * k} possibilities: each occurred between "
                           f"{int(counts.min())} and {int(counts.max())} times over {n} images, where about "
-                          f"{expected:.0f} each are expected. Draw dy and dx with torch.randint(0, 2 * padding + 1, ...).")
+                          f"{expected:.0f} each are expected. "
+                          "Draw dy and dx with torch.randint(0, 2 * padding + 1, ...).")
 
-    return Property("random_crop", f"draws each of the {k * k} offsets, uniformly, per image ({n} images, padding={padding})",
+    return Property("random_crop",
+                    f"draws each of the {k * k} offsets, uniformly, per image ({n} images, padding={padding})",
                     _crop_program(images, padding, [seed]), judge)
 
 
@@ -578,7 +585,7 @@ def random_crop_vectorized(small: torch.Tensor, big: torch.Tensor, padding: int,
     return _vectorized_property("random_crop", small, big, (padding,), seed)
 
 
-@register("random_crop", module="data")
+@register("random_crop")
 def random_crop_check() -> list[Property]:
     """The visible check for ``random_crop``."""
     images = _images(16, 3, 6, 7, seed=9)
@@ -613,13 +620,15 @@ def _expect_flips(value: Any, x: torch.Tensor) -> torch.Tensor:
         i = int(bad[0])
         wrong = {"flipped upside down (along the height, dim 2): a horizontal flip mirrors the last axis, the width "
                  "(images.flip(-1))": x[i].flip(-2),
-                 "flipped along both axes (a 180° rotation): mirror only the last axis (images.flip(-1))": x[i].flip(-1, -2),
+                 "flipped along both axes (a 180° rotation): mirror only the last axis (images.flip(-1))":
+                     x[i].flip(-1, -2),
                  "reversed the channels (dim 1): mirror the last axis, the width (images.flip(-1))": x[i].flip(0)}
         for message, candidate in wrong.items():
             if torch.equal(out[i], candidate):
                 raise Mistake(f"random_hflip {message}.")
         if torch.equal(out, x.flip(0)) or torch.equal(out, x.flip(0).flip(-1)):
-            raise Mistake("random_hflip reversed the order of the images (dim 0): mirror each image along its last axis.")
+            raise Mistake("random_hflip reversed the order of the images (dim 0): "
+                          "mirror each image along its last axis.")
         raise Mistake(f"{bad.numel()} of {len(x)} output images are neither their input nor its mirror image "
                       f"(image {i}): out[n] must be images[n] or images[n].flip(-1).")
     return mirrored
@@ -695,7 +704,7 @@ def random_hflip_vectorized(small: torch.Tensor, big: torch.Tensor, p: float, se
     return _vectorized_property("random_hflip", small, big, (p,), seed)
 
 
-@register("random_hflip", module="data")
+@register("random_hflip")
 def random_hflip_check() -> list[Property]:
     """The visible check for ``random_hflip``."""
     images = _images(20, 3, 4, 5, seed=13)
@@ -730,7 +739,8 @@ def one_hot_values(labels: torch.Tensor, num_classes: int) -> Property:
             raise Mistake(f"one_hot must return a torch.Tensor; got {type(out).__name__}.")
         if tuple(out.shape) != (n, num_classes):
             if tuple(out.shape) == (num_classes, n):
-                raise Mistake(f"one_hot returned num_classes×N = {tuple(out.shape)}; expected N×num_classes (one row per label).")
+                raise Mistake(f"one_hot returned num_classes×N = {tuple(out.shape)}; "
+                              "expected N×num_classes (one row per label).")
             if n and tuple(out.shape) == (n, int(labels.max()) + 1):
                 raise Mistake(f"one_hot has {out.shape[1]} columns, max(labels) + 1, instead of num_classes = "
                               f"{num_classes}: pass num_classes on (F.one_hot(labels) alone guesses it).")
@@ -760,7 +770,7 @@ def one_hot_keeps_input(labels: torch.Tensor, num_classes: int) -> Property:
     return Property("one_hot", "leaves its input unchanged", _one_hot_program(labels, num_classes), judge)
 
 
-@register("one_hot", module="data")
+@register("one_hot")
 def one_hot_check() -> list[Property]:
     """The visible check for ``one_hot``."""
     labels = torch.tensor([2, 0, 1, 2, 0, 1])
@@ -782,7 +792,8 @@ def _batches_program(n: int, batch_size: int, shuffle: bool, seeds: list[int]) -
 
 
 def _expect_batches(value: Any, n: int, batch_size: int, shuffle: bool) -> list[torch.Tensor]:
-    """Batches of int64 indices covering ``0..n-1`` once, sized ``batch_size`` but the last, in order unless shuffled."""
+    """Batches of int64 indices covering ``0..n-1`` once, sized ``batch_size`` but the last, in order
+    unless shuffled."""
     if not isinstance(value, (list, tuple)):
         kind = getattr(value, "type_name", type(value).__name__)
         raise Mistake(f"minibatch_indices must return a list of index tensors; it returned a {kind}"
@@ -826,11 +837,13 @@ def _expect_batches(value: Any, n: int, batch_size: int, shuffle: bool) -> list[
 
 
 def _consecutive(batch: torch.Tensor) -> bool:
-    return bool(batch.numel() == 0 or torch.equal(batch.sort().values, torch.arange(int(batch.min()), int(batch.min()) + len(batch))))
+    return bool(batch.numel() == 0
+                or torch.equal(batch.sort().values, torch.arange(int(batch.min()), int(batch.min()) + len(batch))))
 
 
 def _sizes(sizes: list[int]) -> str:
-    return str(sizes) if len(sizes) <= 6 else f"[{', '.join(map(str, sizes[:3]))}, ..., {', '.join(map(str, sizes[-2:]))}]"
+    return (str(sizes) if len(sizes) <= 6
+            else f"[{', '.join(map(str, sizes[:3]))}, ..., {', '.join(map(str, sizes[-2:]))}]")
 
 
 def minibatch_indices_cover(n: int, batch_size: int, shuffle: bool, seed: int) -> Property:
@@ -866,7 +879,7 @@ def minibatch_indices_shuffled(n: int, batch_size: int, seed: int, other_seed: i
                     _batches_program(n, batch_size, True, [seed, seed, other_seed]), judge)
 
 
-@register("minibatch_indices", module="data")
+@register("minibatch_indices")
 def minibatch_indices_check() -> list[Property]:
     """The visible check for ``minibatch_indices``."""
     return [

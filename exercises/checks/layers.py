@@ -41,10 +41,12 @@ def relu_forward_values(x: torch.Tensor) -> Property:
         if torch.equal(out, x.abs()):
             raise Mistake("relu_forward returned |x|: negative entries must become 0, not positive.")
         if torch.equal(out, torch.where(x < 0, x, torch.zeros_like(x))):
-            raise Mistake("relu_forward kept the negative entries and zeroed the positive ones: the comparison is reversed.")
+            raise Mistake("relu_forward kept the negative entries and zeroed the positive ones: "
+                          "the comparison is reversed.")
         if torch.equal(out, (x > 0).to(x.dtype)):
             raise Mistake("relu_forward returned the mask (x > 0) rather than the values max(0, x).")
-        raise Mistake(f"relu_forward's out differs from max(0, x) at {count_mismatches(out, expected)} of {x.numel()} elements.")
+        raise Mistake(f"relu_forward's out differs from max(0, x) at {count_mismatches(out, expected)} "
+                      f"of {x.numel()} elements.")
 
     return Property("relu_forward", f"equals max(0, x) on a {_describe(x)} input", _relu_forward_program(x), judge)
 
@@ -83,9 +85,11 @@ def relu_backward_values(x: torch.Tensor, dout: torch.Tensor) -> Property:
             raise Mistake("relu_backward passed dout through unchanged: where x < 0 the gradient must be 0.")
         if torch.equal(dx, torch.where(x < 0, dout, torch.zeros_like(dout))):
             raise Mistake("relu_backward lets the gradient through where x < 0 instead of where x > 0.")
-        raise Mistake(f"relu_backward's dx differs from dout · 1[x > 0] at {count_mismatches(dx, expected)} of {x.numel()} elements.")
+        raise Mistake(f"relu_backward's dx differs from dout · 1[x > 0] at {count_mismatches(dx, expected)} "
+                      f"of {x.numel()} elements.")
 
-    return Property("relu_backward", f"dx = dout · 1[x > 0] on a {_describe(x)} input", _relu_backward_program(x, dout), judge)
+    return Property("relu_backward", f"dx = dout · 1[x > 0] on a {_describe(x)} input", _relu_backward_program(x, dout),
+                    judge)
 
 
 def relu_backward_at_zero(x: torch.Tensor, dout: torch.Tensor) -> Property:
@@ -123,7 +127,7 @@ def _describe(x: torch.Tensor) -> str:
     return f"{'×'.join(map(str, x.shape))} {str(x.dtype).removeprefix('torch.')}"
 
 
-@register("relu", module="layers")
+@register("relu")
 def relu_check() -> list[Property]:
     """The visible check for ``relu_forward`` and ``relu_backward``, on small fixed inputs."""
     x = torch.tensor([[-2.0, -0.5, 0.0, 0.5], [3.0, -1.0, 0.0, 1.5], [-0.25, 2.0, -3.0, 0.75]])
@@ -202,7 +206,8 @@ def _nonfinite(t: torch.Tensor) -> bool:
     return not bool(torch.isfinite(t).all())
 
 
-def _grads_of(fn: Any, inputs: list[torch.Tensor], dout: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _grads_of(fn: Any, inputs: list[torch.Tensor],
+              dout: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``fn(*inputs)`` and the gradients of ``Σ fn(...)·dout`` (or of the scalar ``fn(...)``) by torch's
     autograd, all in float64."""
     leaves = [t.detach().double().clone().requires_grad_(True) for t in inputs]
@@ -331,13 +336,14 @@ def linear_rejects_mismatched_shapes(x: torch.Tensor, w: torch.Tensor, b: torch.
                             "keep the given shape checks (x: N×D, w: D×M, b: M).", FORBID_LINEAR)
 
 
-@register("linear", module="layers")
+@register("linear")
 def linear_check() -> list[Property]:
     """The visible check for ``linear_forward`` and ``linear_backward``."""
     g = torch.Generator().manual_seed(2)
     x, w, b = torch.randn(4, 3, generator=g), torch.randn(3, 5, generator=g), torch.randn(5, generator=g)
     dout = torch.randn(4, 5, generator=g)
-    xs, ws, bs = (torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(3, 3, generator=g, dtype=torch.float64),
+    xs, ws, bs = (torch.randn(6, 3, generator=g, dtype=torch.float64),
+                  torch.randn(3, 3, generator=g, dtype=torch.float64),
                   torch.randn(3, generator=g, dtype=torch.float64))
     douts = torch.randn(6, 3, generator=g, dtype=torch.float64)
     return [
@@ -407,7 +413,8 @@ def activation_backward_values(kind: str, x: torch.Tensor, dout: torch.Tensor) -
                                "it looks like dout·x·(1 − x), with the input; use the output σ(x)": d * x64 * (1 - x64),
                                "it looks like dout·(1 − σ(x)); the derivative is σ(x)·(1 − σ(x))": d * (1 - v)})
         else:
-            candidates.update({"it looks like dout·(1 − x²), with the input; use the output: 1 − tanh²(x)": d * (1 - x64 * x64),
+            candidates.update({"it looks like dout·(1 − x²), with the input; use the output: 1 − tanh²(x)":
+                                   d * (1 - x64 * x64),
                                "it looks like dout·(1 − tanh(x)); square it: 1 − tanh²(x)": d * (1 - v),
                                "it looks like dout·(1 + tanh²(x)); the sign is wrong: 1 − tanh²(x)": d * (1 + v * v)})
         for words, candidate in candidates.items():
@@ -427,7 +434,7 @@ def _activation_inputs(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return x, torch.randn(3, 5, generator=g), big
 
 
-@register("sigmoid", module="layers")
+@register("sigmoid")
 def sigmoid_check() -> list[Property]:
     """The visible check for ``sigmoid_forward`` and ``sigmoid_backward``."""
     x, dout, big = _activation_inputs(3)
@@ -439,7 +446,7 @@ def sigmoid_check() -> list[Property]:
     ]
 
 
-@register("tanh", module="layers")
+@register("tanh")
 def tanh_check() -> list[Property]:
     """The visible check for ``tanh_forward`` and ``tanh_backward``."""
     x, dout, _ = _activation_inputs(4)
@@ -491,9 +498,11 @@ def softmax_cross_entropy_values(logits: torch.Tensor, labels: torch.Tensor) -> 
             expect_unchanged(got["in1"], labels, "labels", "softmax_cross_entropy")
             return
         if _matches(dlogits, n * expected_d, logits.dtype):
-            raise Mistake("dlogits is N times too large: the loss is a mean, so its gradient is (softmax − onehot) / N.")
+            raise Mistake("dlogits is N times too large: the loss is a mean, so its gradient is "
+                          "(softmax − onehot) / N.")
         onehot = torch.nn.functional.one_hot(labels, logits.shape[1]).double()
-        if _matches(dlogits, expected_d + onehot / n, logits.dtype) or _matches(dlogits, n * expected_d + onehot, logits.dtype):
+        if (_matches(dlogits, expected_d + onehot / n, logits.dtype)
+                or _matches(dlogits, n * expected_d + onehot, logits.dtype)):
             raise Mistake("dlogits is softmax without subtracting the one-hot labels: (softmax − onehot) / N.")
         if _matches(dlogits, -expected_d, logits.dtype):
             raise Mistake("dlogits has the wrong sign: it is (softmax − onehot) / N.")
@@ -502,7 +511,8 @@ def softmax_cross_entropy_values(logits: torch.Tensor, labels: torch.Tensor) -> 
 
     p = _forward_program("softmax_cross_entropy", [logits, labels], FORBID_SOFTMAX)
     size = "huge logits (±1e4)" if big else "logits"
-    return Property("softmax_cross_entropy", f"loss and dlogits agree with torch on {_describe(logits)} {size}", p, judge)
+    return Property("softmax_cross_entropy", f"loss and dlogits agree with torch on {_describe(logits)} {size}", p,
+                    judge)
 
 
 def softmax_cross_entropy_rejects_bad_labels(logits: torch.Tensor, labels: torch.Tensor) -> Property:
@@ -524,7 +534,7 @@ def huge_logits(n: int, c: int, seed: int, dtype: torch.dtype = torch.float32) -
     return logits.to(dtype), labels
 
 
-@register("softmax_cross_entropy", module="layers")
+@register("softmax_cross_entropy")
 def softmax_cross_entropy_check() -> list[Property]:
     """The visible check for ``softmax_cross_entropy``."""
     g = torch.Generator().manual_seed(5)
@@ -549,7 +559,8 @@ def _generator(p: Program, seed: int) -> Ref:
     return p.method(p.call("torch.Generator"), "manual_seed", seed)
 
 
-def _dropout_program(x: torch.Tensor, prob: float, training: bool, seed: int, dout: torch.Tensor | None = None) -> Program:
+def _dropout_program(x: torch.Tensor, prob: float, training: bool, seed: int,
+                     dout: torch.Tensor | None = None) -> Program:
     p = Program().forbid(*FORBID_DROPOUT)
     xr = p.put(x.clone())
     result = p.call("layers.dropout_forward", xr, prob, training, _generator(p, seed))
@@ -598,8 +609,8 @@ def dropout_train_statistics(x: torch.Tensor, prob: float, seed: int) -> Propert
             raise Mistake(f"the fraction of elements kept is far from 1 − p = {1 - prob:g} (p = {prob:g}).")
         expect_unchanged(got["in0"], x, "x", "dropout_forward")
 
-    return Property("dropout_forward", f"training, p = {prob:g}: each element is 0 or x/(1 − p), about 1 − p of them kept "
-                    f"({_describe(x)})", _dropout_program(x, prob, True, seed), judge)
+    return Property("dropout_forward", f"training, p = {prob:g}: each element is 0 or x/(1 − p), "
+                    f"about 1 − p of them kept ({_describe(x)})", _dropout_program(x, prob, True, seed), judge)
 
 
 def dropout_identity(x: torch.Tensor, prob: float, training: bool) -> Property:
@@ -616,7 +627,8 @@ def dropout_identity(x: torch.Tensor, prob: float, training: bool) -> Property:
             raise Mistake("in evaluation (training=False) dropout must return x unchanged: with inverted dropout the "
                           "scaling happens at training time, never at test time.")
         if not training:
-            raise Mistake("in evaluation (training=False) dropout must be the identity: nothing dropped, nothing scaled.")
+            raise Mistake("in evaluation (training=False) dropout must be the identity: "
+                          "nothing dropped, nothing scaled.")
         raise Mistake("with p = 0 nothing is dropped and nothing scaled: the output must equal x.")
 
     title = "evaluation (training=False) returns x unchanged" if not training else "p = 0 returns x unchanged"
@@ -694,12 +706,13 @@ def dropout_rejects_bad_p(x: torch.Tensor, prob: float) -> Property:
 
     def judge(got: dict[str, Any]) -> None:
         if got["result"]["raised"] != "ValueError":
-            raise Mistake(f"dropout_forward with p = {prob!r} must raise ValueError (0 <= p < 1): keep the given check.")
+            raise Mistake(f"dropout_forward with p = {prob!r} must raise ValueError (0 <= p < 1): "
+                          "keep the given check.")
 
     return Property("dropout_forward", f"works for p = 0.5; p = {prob:g} raises ValueError", p, judge)
 
 
-@register("dropout", module="layers")
+@register("dropout")
 def dropout_check() -> list[Property]:
     """The visible check for ``dropout_forward`` and ``dropout_backward``."""
     g = torch.Generator().manual_seed(7)
@@ -808,9 +821,10 @@ def batchnorm_backward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.
         out = got["out"]
         if isinstance(out, torch.Tensor) and out.shape == x.shape and not _matches(out, forward, x.dtype):
             if _matches(out, _bn_manual(x, gamma, beta, eps, "unbiased"), x.dtype):
-                raise Mistake("batchnorm_forward uses the unbiased variance (N − 1), so the backward differentiates the "
-                              "wrong function: use the biased variance, dividing by N.")
-            raise Mistake("batchnorm_forward's output is wrong, so its backward cannot be right: fix the forward first.")
+                raise Mistake("batchnorm_forward uses the unbiased variance (N − 1), so the backward differentiates "
+                              "the wrong function: use the biased variance, dividing by N.")
+            raise Mistake("batchnorm_forward's output is wrong, so its backward cannot be right: "
+                          "fix the forward first.")
         if not _matches(dbeta, eb, x.dtype):
             raise Mistake("dbeta must be Σ_n dout[n] (β is added to every row).")
         if not _matches(dgamma, eg, x.dtype):
@@ -864,7 +878,7 @@ def batchnorm_inputs(n: int, d: int, seed: int, dtype: torch.dtype = torch.float
     return tuple(t.to(dtype) for t in (x, gamma, beta, dout))
 
 
-@register("batchnorm", module="layers")
+@register("batchnorm")
 def batchnorm_check() -> list[Property]:
     """The visible check for ``batchnorm_forward`` and ``batchnorm_backward``."""
     x, gamma, beta, dout = batchnorm_inputs(8, 5, seed=8)
@@ -947,8 +961,8 @@ def two_layer_net_values(params: dict[str, torch.Tensor], x: torch.Tensor, y: to
         expect_unchanged(got["x_after"], x, "x", "two_layer_net_loss")
 
     shapes = f"D={x.shape[1]}, H={params['W1'].shape[1]}, C={params['W2'].shape[1]}"
-    return Property("two_layer_net_loss", f"loss and grads agree with autograd ({shapes}, {_describe(x)}, reg = {reg:g})",
-                    p, judge)
+    return Property("two_layer_net_loss",
+                    f"loss and grads agree with autograd ({shapes}, {_describe(x)}, reg = {reg:g})", p, judge)
 
 
 def two_layer_net_rejects_missing_key(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> Property:
@@ -972,7 +986,7 @@ def net_inputs(n: int, d: int, h: int, c: int, seed: int,
     return {k: v.to(dtype) for k, v in params.items()}, x.to(dtype), y
 
 
-@register("two_layer_net", module="layers")
+@register("two_layer_net")
 def two_layer_net_check() -> list[Property]:
     """The visible check for ``two_layer_net_loss``."""
     params, x, y = net_inputs(6, 5, 7, 3, seed=10)

@@ -208,7 +208,7 @@ def accuracy_rejects_mismatch(output: torch.Tensor, labels: torch.Tensor) -> Pro
                             [output, labels[:-1]], "keep the given input checks (one label per row of output).")
 
 
-@register("accuracy", module="metrics")
+@register("accuracy")
 def accuracy_check() -> list[Property]:
     """The visible check for ``accuracy``."""
     logits = random_logits(40, 5, seed=1)
@@ -281,7 +281,7 @@ def confusion_matrix_rejects_out_of_range(preds: torch.Tensor, labels: torch.Ten
                             [preds, bad, num_classes], "keep the given input checks (labels in 0..C-1).")
 
 
-@register("confusion_matrix", module="metrics")
+@register("confusion_matrix")
 def confusion_matrix_check() -> list[Property]:
     """The visible check for ``confusion_matrix``."""
     labels = random_labels(60, 4, seed=11)
@@ -408,7 +408,8 @@ def prf_values(cm: torch.Tensor, average: str | None) -> Property:
         else:
             if any(isinstance(v, float) and math.isnan(v) for v in result):
                 raise Mistake(f"with average={average!r} the result holds nan: a 0/0 (a class never predicted, or "
-                              "never present) must count as 0 before averaging, e.g. torch.where(den > 0, num / den, 0).")
+                              "never present) must count as 0 before averaging, "
+                              "e.g. torch.where(den > 0, num / den, 0).")
             result = tuple(expect_number(v, f"precision_recall_f1 with average={average!r}") for v in result)
         expected = _sk_prf(cm, average)
         wrong = _prf_off(result, expected)
@@ -450,7 +451,7 @@ def edge_confusion() -> torch.Tensor:
                          [0, 0, 0, 0, 0]])
 
 
-@register("precision_recall_f1", module="metrics")
+@register("precision_recall_f1")
 def precision_recall_f1_check() -> list[Property]:
     """The visible check for ``precision_recall_f1``."""
     labels = random_labels(80, 4, seed=21)
@@ -532,7 +533,7 @@ def topk_rejects_bad_k(logits: torch.Tensor, labels: torch.Tensor) -> Property:
                             "keep the given input checks (k is an int >= 1).")
 
 
-@register("top_k_accuracy", module="metrics")
+@register("top_k_accuracy")
 def top_k_accuracy_check() -> list[Property]:
     """The visible check for ``top_k_accuracy``."""
     logits = random_logits(50, 6, seed=31)
@@ -679,7 +680,7 @@ def extreme_probs() -> tuple[torch.Tensor, torch.Tensor]:
     return probs, labels
 
 
-@register("expected_calibration_error", module="metrics")
+@register("expected_calibration_error")
 def expected_calibration_error_check() -> list[Property]:
     """The visible check for ``expected_calibration_error``."""
     probs = softmax_probs(200, 5, seed=41)
@@ -816,7 +817,7 @@ def tta_rejects_flat_input() -> Property:
     return Property("tta_predict", "input that is not N×C×H×W raises ValueError", p, judge)
 
 
-@register("tta_predict", module="metrics")
+@register("tta_predict")
 def tta_predict_check() -> list[Property]:
     """The visible check for ``tta_predict``."""
     return [
@@ -951,8 +952,8 @@ def bootstrap_constant(n: int, all_correct: bool) -> Property:
             raise Mistake(f"with every sample {'right' if all_correct else 'wrong'} every resample's accuracy is "
                           f"{value:g}, so the interval is ({value:g}, {value:g}); got ({lo:.4f}, {hi:.4f}).")
 
-    return Property("bootstrap_accuracy_ci", f"all {'correct' if all_correct else 'wrong'} gives ({value:g}, {value:g})",
-                    p, judge)
+    return Property("bootstrap_accuracy_ci",
+                    f"all {'correct' if all_correct else 'wrong'} gives ({value:g}, {value:g})", p, judge)
 
 
 def bootstrap_default_generator(n: int, hits: int, seed: int) -> Property:
@@ -981,7 +982,7 @@ def bootstrap_rejects_bad_alpha() -> Property:
                             [correct, 10, 1.5], "keep the given input checks (0 < alpha < 1).")
 
 
-@register("bootstrap_accuracy_ci", module="metrics")
+@register("bootstrap_accuracy_ci")
 def bootstrap_accuracy_ci_check() -> list[Property]:
     """The visible check for ``bootstrap_accuracy_ci``."""
     return [

@@ -154,7 +154,8 @@ def optimizer_trajectory(kind: str, title: str, hint: str, *, shapes: list[tuple
         trajectory = got["trajectory"]
         if (not isinstance(trajectory, list) or len(trajectory) != STEPS
                 or not all(isinstance(s, list) and len(s) == len(initial) for s in trajectory)):
-            raise Mistake(f"{kind}.step() did not run {STEPS} times over the parameters (the check could not read them).")
+            raise Mistake(f"{kind}.step() did not run {STEPS} times over the parameters "
+                          "(the check could not read them).")
         for i, t in enumerate(trajectory[-1]):
             if not isinstance(t, torch.Tensor) or t.shape != initial[i].shape:
                 raise Mistake(f"parameter {i} is no longer a tensor of shape {tuple(initial[i].shape)}: update it in "
@@ -196,16 +197,19 @@ def _first_step_mistake(kind: str, initial: list[torch.Tensor], kwargs: dict[str
     hypotheses: dict[str, Any] = {
         "there is no bias correction: on the first step m = (1−β1)·g and v = (1−β2)·g² are far too small "
         "because both start at 0; divide by (1 − β1^t) and (1 − β2^t), with t the parameter's step count "
-        "starting at 1": lambda p, g: p * (1 - lr * wd) - lr * ((1 - beta1) * g) / (((1 - beta2) * g * g).sqrt() + eps),
+        "starting at 1":
+            lambda p, g: p * (1 - lr * wd) - lr * ((1 - beta1) * g) / (((1 - beta2) * g * g).sqrt() + eps),
         "the weight decay is added to the gradient (Adam's L2 penalty), where AdamW decays the weights "
-        "directly: p ← p·(1 − lr·λ), separately from the Adam step": lambda p, g: p - lr * (g + wd * p) / ((g + wd * p).abs() + eps),
+        "directly: p ← p·(1 − lr·λ), separately from the Adam step":
+            lambda p, g: p - lr * (g + wd * p) / ((g + wd * p).abs() + eps),
         "the weight decay is applied after the Adam step; AdamW shrinks p first, p ← p·(1 − lr·λ), "
         "then subtracts lr·m̂/(√v̂ + ε)": lambda p, g: (p - lr * g / (g.abs() + eps)) * (1 - lr * wd),
         "ε is inside the square root: the denominator is √v̂ + ε, not √(v̂ + ε)":
             lambda p, g: p * (1 - lr * wd) - lr * g / (g * g + eps).sqrt(),
     }
     for words, hypothesis in hypotheses.items():
-        if all(i in frozen or torch.allclose(first[i].double(), hypothesis(t.double(), gradient(t.double(), seed, i, grad_scale)),
+        if all(i in frozen or torch.allclose(first[i].double(),
+                                             hypothesis(t.double(), gradient(t.double(), seed, i, grad_scale)),
                                              rtol=rtol, atol=atol) for i, t in enumerate(initial)):
             if _is_torch_first_step(kind, initial, kwargs, seed, frozen, grad_scale, first, rtol, atol):
                 return None  # the hypothesis happens to agree with torch here: nothing to name
@@ -213,10 +217,12 @@ def _first_step_mistake(kind: str, initial: list[torch.Tensor], kwargs: dict[str
     return None
 
 
-def _is_torch_first_step(kind: str, initial: list[torch.Tensor], kwargs: dict[str, Any], seed: int, frozen: tuple[int, ...],
-                         grad_scale: float, first: list[torch.Tensor], rtol: float, atol: float) -> bool:
+def _is_torch_first_step(kind: str, initial: list[torch.Tensor], kwargs: dict[str, Any], seed: int,
+                         frozen: tuple[int, ...], grad_scale: float, first: list[torch.Tensor], rtol: float,
+                         atol: float) -> bool:
     expected = _expected(kind, initial, None, kwargs, seed, frozen, grad_scale)[0]
-    return all(torch.allclose(f.double(), e.double(), rtol=rtol, atol=atol) for f, e in zip(first, expected, strict=True))
+    return all(torch.allclose(f.double(), e.double(), rtol=rtol, atol=atol)
+               for f, e in zip(first, expected, strict=True))
 
 
 def zero_grad_clears(kind: str, kwargs: dict[str, Any]) -> Property:
@@ -231,8 +237,9 @@ def zero_grad_clears(kind: str, kwargs: dict[str, Any]) -> Property:
     def judge(got: dict[str, Any]) -> None:
         for grad in got["grads"]:
             if grad is not None and not (isinstance(grad, torch.Tensor) and bool((grad == 0).all())):
-                raise Mistake(f"after {kind}.zero_grad() a parameter still has a non-zero .grad: zero_grad must set each "
-                              "grad to None (or zero it), or the next backward adds into the old gradient.")
+                raise Mistake(f"after {kind}.zero_grad() a parameter still has a non-zero .grad: "
+                              "zero_grad must set each grad to None (or zero it), or the next backward adds into "
+                              "the old gradient.")
 
     return Property(kind, "zero_grad() clears every gradient", p, judge)
 
@@ -331,7 +338,7 @@ ADAMW_HINTS = {
 }
 
 
-@register("sgd", module="optim")
+@register("sgd")
 def sgd_check() -> list[Property]:
     """The visible check for ``SGD``: each feature alone, then together, against ``torch.optim.SGD``."""
     shapes = [(4,), (2, 3)]
@@ -353,7 +360,7 @@ def sgd_check() -> list[Property]:
     ]
 
 
-@register("adamw", module="optim")
+@register("adamw")
 def adamw_check() -> list[Property]:
     """The visible check for ``AdamW`` against ``torch.optim.AdamW``."""
     shapes = [(4,), (2, 3)]
@@ -366,12 +373,13 @@ def adamw_check() -> list[Property]:
                              kwargs={"lr": 0.01, "eps": 1e-6}, grad_scale=1e-7),
         optimizer_trajectory("AdamW", "two parameter groups, and a parameter without a gradient", ADAMW_HINTS["groups"],
                              shapes=[(3,), (2, 2), (5,)], kwargs={"lr": 0.01},
-                             groups=[{"params": [0, 2]}, {"params": [1], "lr": 0.05, "weight_decay": 0.0}], frozen=(2,)),
+                             groups=[{"params": [0, 2]}, {"params": [1], "lr": 0.05, "weight_decay": 0.0}],
+                             frozen=(2,)),
         zero_grad_clears("AdamW", {"lr": 0.01}),
     ]
 
 
-@register("warmup_cosine_lr", module="optim")
+@register("warmup_cosine_lr")
 def warmup_cosine_check() -> list[Property]:
     """The visible check for ``warmup_cosine_lr``."""
     return [

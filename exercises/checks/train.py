@@ -70,7 +70,8 @@ def _on_loader_device(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[t
     return x.as_subclass(OnLoaderDevice), y.as_subclass(OnLoaderDevice)
 
 
-def probe_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, other_device: bool = False) -> torch.utils.data.DataLoader:
+def probe_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                 other_device: bool = False) -> torch.utils.data.DataLoader:
     """A ``DataLoader`` over ``(x, y)`` in order (batches of ``batch_size``, the last one shorter);
     with ``other_device`` its batches are ``OnLoaderDevice`` tensors."""
     return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=batch_size, shuffle=False,
@@ -217,7 +218,8 @@ def _loss_and_gradients(model: ProbeModel, x: torch.Tensor, y: torch.Tensor, tra
 
 
 def _close(a: list[torch.Tensor], b: list[torch.Tensor], rtol: float = 1e-6) -> bool:
-    return all(isinstance(u, torch.Tensor) and u.shape == v.shape and torch.allclose(u.double(), v.double(), rtol=rtol, atol=1e-9)
+    return all(isinstance(u, torch.Tensor) and u.shape == v.shape
+               and torch.allclose(u.double(), v.double(), rtol=rtol, atol=1e-9)
                for u, v in zip(a, b, strict=True))
 
 
@@ -335,8 +337,8 @@ def train_gradients(seed: int, n: int, batch_size: int, lr: float = 0.1) -> Prop
             raise Mistake(f"at step {k + 1} the optimizer received a gradient that is not that of the batch's "
                           "cross-entropy at the current parameters.")
 
-    return Property("train_one_epoch", f"each step gets its own batch's gradient ({n} samples, batches of {batch_size})",
-                    program, judge)
+    return Property("train_one_epoch",
+                    f"each step gets its own batch's gradient ({n} samples, batches of {batch_size})", program, judge)
 
 
 def train_returns_sample_mean(seed: int, n: int, batch_size: int) -> Property:
@@ -357,7 +359,8 @@ def train_returns_sample_mean(seed: int, n: int, batch_size: int) -> Property:
         wrong = {
             "the mean of the batch means: a short last batch then counts as much as a full one. Weight each "
             "batch's loss by its size, and divide by the number of samples": sum(losses) / len(losses),
-            "the sum of the batch losses; divide by the number of samples, weighting each batch by its size": sum(losses),
+            "the sum of the batch losses; divide by the number of samples, weighting each batch by its size":
+                sum(losses),
             "the last batch's loss; return the mean over every sample of the epoch": losses[-1],
             "the total over samples; divide it by the number of samples": expected * n,
         }
@@ -463,7 +466,8 @@ def train_uses_autocast(seed: int, amp: str = "bfloat16") -> Property:
 # ----------------------------------------------------------------------------- evaluate
 
 
-def _evaluate_program(*, seed: int, n: int, batch_size: int, other_device: bool = False) -> tuple[Program, torch.Tensor, torch.Tensor]:
+def _evaluate_program(*, seed: int, n: int, batch_size: int,
+                      other_device: bool = False) -> tuple[Program, torch.Tensor, torch.Tensor]:
     x, y = probe_data(n, seed)
     p = Program()
     model = p.call("checks.train.ProbeModel", 16, 3, seed, "float64")
@@ -479,7 +483,8 @@ def _expect_metrics(value: Any) -> tuple[float, float]:
     if not isinstance(value, dict) or set(value) != {"loss", "accuracy"}:
         keys = sorted(value) if isinstance(value, dict) else type(value).__name__
         raise Mistake(f"evaluate must return a dict with exactly the keys 'loss' and 'accuracy'; got {keys}.")
-    return _expect_number(value["loss"], "evaluate's 'loss'"), _expect_number(value["accuracy"], "evaluate's 'accuracy'")
+    return (_expect_number(value["loss"], "evaluate's 'loss'"),
+            _expect_number(value["accuracy"], "evaluate's 'accuracy'"))
 
 
 def evaluate_values(seed: int, n: int, batch_size: int) -> Property:
@@ -520,7 +525,8 @@ def evaluate_values(seed: int, n: int, batch_size: int) -> Property:
                       + ("" if math.isclose(accuracy, expected_accuracy) else ", and 'accuracy' is not the fraction of "
                          "samples whose argmax is the label") + ".")
 
-    return Property("evaluate", f"returns the mean loss and accuracy over samples ({n} samples, batches of {batch_size})",
+    return Property("evaluate",
+                    f"returns the mean loss and accuracy over samples ({n} samples, batches of {batch_size})",
                     program, judge)
 
 
@@ -542,7 +548,8 @@ def evaluate_changes_nothing(seed: int) -> Property:
         before, after = got["before"], got["after"]
         for name, value in before["state"].items():
             if not torch.equal(after["state"].get(name, torch.empty(0)), value):
-                what = "batch norm's running statistics (a buffer)" if "running" in name or "batches" in name else "a parameter"
+                what = ("batch norm's running statistics (a buffer)" if "running" in name or "batches" in name
+                        else "a parameter")
                 raise Mistake(f"evaluate changed {what}, {name}: in eval mode (model.eval()) under torch.no_grad() "
                               "nothing about the model changes.")
         if any(g is not None for g in after["grads"].values()):
@@ -592,7 +599,8 @@ def cnn_shapes(cases: list[tuple[int, int, int]], batch: int = 2, seed: int = 0)
                 if not isinstance(value, torch.Tensor):
                     raise Mistake(f"{where} returned {type(value).__name__}; the model must return a tensor of logits.")
                 if tuple(value.shape) != (n, num_classes):
-                    raise Mistake(f"{where}: a batch of {n} gave shape {tuple(value.shape)}; expected ({n}, {num_classes}). "
+                    raise Mistake(f"{where}: a batch of {n} gave shape {tuple(value.shape)}; "
+                                  f"expected ({n}, {num_classes}). "
                                   "End with a global pooling (nn.AdaptiveMaxPool2d(1) or AdaptiveAvgPool2d(1)), then "
                                   "nn.Flatten() and nn.Linear(channels, num_classes), so any image size works.")
                 if value.dtype != torch.float32:
@@ -609,7 +617,7 @@ def cnn_shapes(cases: list[tuple[int, int, int]], batch: int = 2, seed: int = 0)
 
 @lru_cache(maxsize=1)
 def _digits(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    from exercises.datasets import load_embedded_mnist
+    from exercises.kit.datasets import load_embedded_mnist
 
     data = load_embedded_mnist()
     index = torch.arange(n) * (len(data.labels) // n)
@@ -661,7 +669,7 @@ def cnn_overfits_one_batch(steps: int = 20, n: int = 32, seed: int = 0, target: 
 def seed_reproduces(seed: int, other: int) -> Property:
     """After ``set_seed(seed)`` Python's, NumPy's and torch's next draws are those of generators seeded
     with ``seed``; the same seed again gives the same draws, ``other`` gives different ones."""
-    p = Program().forbid("exercises.seeding.seed_everything")  # the course's helper does this very job
+    p = Program().forbid("exercises.kit.devices.seed_everything")  # the course's helper does this very job
     p.call("train.set_seed", seed)
     first = p.call("checks.train.draws")
     p.call("train.set_seed", seed)
@@ -698,7 +706,7 @@ def seed_reproduces(seed: int, other: int) -> Property:
 # ----------------------------------------------------------------------------- visible checks
 
 
-@register("train_one_epoch", module="train")
+@register("train_one_epoch")
 def train_one_epoch_check() -> list[Property]:
     """The visible check for ``train_one_epoch``."""
     return [
@@ -712,7 +720,7 @@ def train_one_epoch_check() -> list[Property]:
     ]
 
 
-@register("evaluate", module="train")
+@register("evaluate")
 def evaluate_check() -> list[Property]:
     """The visible check for ``evaluate``."""
     return [
@@ -723,7 +731,7 @@ def evaluate_check() -> list[Property]:
     ]
 
 
-@register("build_cnn", module="train")
+@register("build_cnn")
 def build_cnn_check() -> list[Property]:
     """The visible check for ``build_cnn`` (the grader also trains it; see the notebook)."""
     return [
@@ -732,7 +740,7 @@ def build_cnn_check() -> list[Property]:
     ]
 
 
-@register("set_seed", module="train")
+@register("set_seed")
 def set_seed_check() -> list[Property]:
     """The visible check for ``set_seed``."""
     return [seed_reproduces(0, 1), seed_reproduces(2024, 7)]

@@ -308,4 +308,5 @@ def relative_error_all_zero_h() -> Property:
 
 @hidden_test("relative_error")
 def relative_error_shape_mismatch_h() -> Property:
-    return relative_error_rejects_mismatch(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64))
+    return relative_error_rejects_mismatch(torch.zeros(2, 3, dtype=torch.float64),
+                                           torch.zeros(3, 2, dtype=torch.float64))

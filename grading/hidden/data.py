@@ -115,7 +115,8 @@ def stats_leave_images_alone() -> Property:
 
 @hidden_test("normalize")
 def normalize_rgb_with_width_three() -> Property:
-    return normalize_values(_pixels(3, 3, 4, 3, seed=21), torch.tensor([0.49, 0.48, 0.45]), torch.tensor([0.25, 0.24, 0.26]))
+    return normalize_values(_pixels(3, 3, 4, 3, seed=21), torch.tensor([0.49, 0.48, 0.45]),
+                            torch.tensor([0.25, 0.24, 0.26]))
 
 
 @hidden_test("normalize")

@@ -68,7 +68,8 @@ def relu_forward_input_unchanged() -> Property:
 
 @hidden_test("relu_backward")
 def relu_backward_4d_float64() -> Property:
-    return relu_backward_values(_randn(3, 2, 4, 5, seed=21, dtype=torch.float64), _randn(3, 2, 4, 5, seed=22, dtype=torch.float64))
+    return relu_backward_values(_randn(3, 2, 4, 5, seed=21, dtype=torch.float64),
+                                _randn(3, 2, 4, 5, seed=22, dtype=torch.float64))
 
 
 @hidden_test("relu_backward")

@@ -60,7 +60,8 @@ def sgd_param_groups() -> Property:
 @hidden_test("SGD")
 def sgd_float32() -> Property:
     return optimizer_trajectory("SGD", "float32 parameters stay float32", SGD_HINTS["momentum"], shapes=SHAPES,
-                                kwargs={"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}, seed=107, dtype=torch.float32)
+                                kwargs={"lr": 0.05, "momentum": 0.9, "weight_decay": 0.01}, seed=107,
+                                dtype=torch.float32)
 
 
 @hidden_test("SGD", points=0.5)

@@ -28,7 +28,7 @@ from exercises.checks.train import (
     train_uses_autocast,
     train_uses_scaler,
 )
-from exercises.training_utils import CPU_BUDGET, MNIST_MEAN, MNIST_STD
+from exercises.kit.training import CPU_BUDGET, MNIST_MEAN, MNIST_STD
 from grading.suite import hidden_test
 
 # ----------------------------------------------------------------------------- train_one_epoch
@@ -121,7 +121,7 @@ TRAIN_TIMEOUT = 240.0  # seconds; the reference takes about 15 s on one core of 
 
 @lru_cache(maxsize=1)
 def _embedded() -> Any:
-    from exercises.datasets import load_embedded_mnist
+    from exercises.kit.datasets import load_embedded_mnist
 
     return load_embedded_mnist()
 

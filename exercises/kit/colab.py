@@ -46,10 +46,11 @@ if "google.colab" in sys.modules:
         drive.mount(os.path.join(base, "drive"))
     home = os.path.join(base, "drive/MyDrive" if KEEP_IN_DRIVE else "", "{FOLDER_NAME}")
     if not os.path.isdir(os.path.join(home, "exercises")):
-        subprocess.run(["git", "clone", "--depth", "1", "{REPOSITORY}", home], check=True)
+        subprocess.run(["git", "clone", "--depth", "1", "{REPOSITORY}", home],
+                       check=True)
     if home not in sys.path:
         sys.path.insert(0, home)
-    from exercises.colab import setup_colab
+    from exercises.kit.colab import setup_colab
 
     setup_colab(home)'''
 

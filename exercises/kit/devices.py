@@ -1,15 +1,18 @@
-"""Which device to compute on, and a plain-words report of the environment.
+"""Where to compute, and how to make a run repeatable: devices, a report of the environment, seeds.
 
 The course prefers ``cuda``, then Apple's ``mps``, then the ``cpu``: every exercise and notebook
-runs on all three; only the speed differs.
+runs on all three; only the speed differs. ``seed_everything`` seeds every random number generator
+the course uses.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import random
 import sys
 
+import numpy as np
 import torch
 
 
@@ -84,3 +87,17 @@ def device_report(device: torch.device | None = None) -> str:
         else:
             lines.append("No GPU found: everything runs on the CPU, in a smaller fast mode where it matters.")
     return "\n".join(lines)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's ``random``, NumPy and torch (CPU and every CUDA device) with ``seed``.
+
+    Returns a fresh CPU ``torch.Generator`` seeded with ``seed``, for the exercises that take an
+    explicit generator. (Chapter 4 asks you to write ``set_seed`` yourself; until then, this is it.)
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    return torch.Generator().manual_seed(seed)

@@ -1,18 +1,18 @@
-"""What chapter 4's notebook needs around your exercises to train the way professionals do.
+"""Training helpers: what chapters 4 and 5 need around your exercises to train the way professionals do.
 
-None of this is an exercise; all of it calls yours (``train_one_epoch``, ``evaluate``, the
+None of this is an exercise. Chapter 4's helpers call yours (``train_one_epoch``, ``evaluate``, the
 optimizers, ``warmup_cosine_lr``), which ``fit`` takes as arguments:
 
 * ``TensorLoader``: batches from tensors that already live on the device (the GPU, if there is
   one), converted, augmented and normalized there: no worker processes, no copy per batch;
 * ``random_shift_flip``: that augmentation, done on the device with one ``grid_sample`` call;
 * ``StepSchedule``: sets the learning rate before every optimizer step from a function of the step;
-* ``save_checkpoint`` / ``load_checkpoint``: everything a run needs to continue exactly where it
-  stopped (weights, optimizer, scaler, schedule, the loader's and torch's random states), written
-  atomically so a disconnect during the write never leaves a broken file;
-* ``LivePlot``: loss and accuracy curves redrawn after every epoch;
-* ``fit``: the epochs loop tying it together, resuming from its checkpoint when there is one;
+* ``fit``: the epochs loop tying it together, saving a checkpoint after every epoch
+  (``exercises.kit.checkpoints``) and resuming from it when there is one;
 * ``CPU_BUDGET`` and ``embedded_split``: the fixed CPU training budget ``build_cnn`` is graded with.
+
+Chapter 5 evaluates a classifier, so it needs one: with no chapter 4 checkpoint at hand it trains
+``small_cnn`` with ``train_quickly`` on a ``three_way_split`` of the embedded digits in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+from exercises.kit.checkpoints import load_checkpoint, save_checkpoint
+from exercises.kit.datasets import MNIST_MEAN, MNIST_STD
+from exercises.kit.figures import LivePlot
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,12 @@ class Budget:
 CPU_BUDGET = Budget()
 
 
-def embedded_split(val_size: int = 1000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def embedded_split(val_size: int = 1000,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The embedded 5,000-digit MNIST subset split at random into ``5000 − val_size`` training and
     ``val_size`` validation digits: ``(train_images, train_labels, val_images, val_labels)``, images
     ``uint8`` ``N×1×28×28``, labels ``int64``. Same ``seed``, same split."""
-    from exercises.datasets import load_embedded_mnist
+    from exercises.kit.datasets import load_embedded_mnist
 
     data = load_embedded_mnist()
     order = torch.randperm(len(data.labels), generator=torch.Generator().manual_seed(seed))
@@ -94,13 +96,14 @@ class TensorLoader:
     generator's state, for checkpoints.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, device: torch.device | str = "cpu",
-                 shuffle: bool = False, generator: torch.Generator | None = None,
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
+                 device: torch.device | str = "cpu", shuffle: bool = False, generator: torch.Generator | None = None,
                  augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
                  mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
                  channels_last: bool = False, drop_last: bool = False, dtype: torch.dtype = torch.float32) -> None:
         if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"images must be N×C×H×W and labels N; got {tuple(images.shape)} and {tuple(labels.shape)}")
+            raise ValueError(f"images must be N×C×H×W and labels N; got {tuple(images.shape)} "
+                             f"and {tuple(labels.shape)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
@@ -144,7 +147,7 @@ class TensorLoader:
         self.generator.set_state(state["generator"])
 
 
-# ----------------------------------------------------------------------------- schedule, checkpoints
+# ----------------------------------------------------------------------------- the schedule
 
 
 class StepSchedule:
@@ -177,110 +180,7 @@ class StepSchedule:
         self.steps_done = int(state["steps_done"])
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: str | os.PathLike, *, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    history: list[dict[str, float]] | None = None, meta: dict[str, Any] | None = None,
-                    **stateful: Any) -> Path:
-    """Write everything a run needs to continue after ``epoch`` to ``path``, atomically.
-
-    ``stateful`` names more objects with a ``state_dict()`` (a ``GradScaler``, a ``StepSchedule``, a
-    ``TensorLoader``); torch's own random state (CPU and CUDA) is saved too, so dropout draws the
-    same masks after a resume. ``meta`` holds plain facts about the model (``arch``, ``mean``,
-    ``std``) for whoever loads it later: chapter 5 reads this file as it is. The file is written
-    beside ``path`` and renamed over it, so a checkpoint on disk is always complete: an interrupted
-    save leaves the previous one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "history": list(history or []), "rng": _rng_state(), "meta": dict(meta or {}),
-               "stateful": {name: obj.state_dict() for name, obj in stateful.items() if obj is not None}}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, *, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    **stateful: Any) -> tuple[int, list[dict[str, float]]]:
-    """Restore what ``save_checkpoint`` wrote into ``model``, ``optimizer`` and the named ``stateful``
-    objects, and torch's random state; return ``(epoch, history)``. Loads with ``weights_only=True``:
-    a checkpoint holds tensors and plain data, never code."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    payload = torch.load(Path(path), map_location=device, weights_only=True)
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    for name, obj in stateful.items():
-        if obj is not None and name in payload["stateful"]:
-            state = payload["stateful"][name]
-            if isinstance(obj, TensorLoader):  # a generator's state is a CPU byte tensor
-                state = {k: v.cpu() for k, v in state.items()}
-            obj.load_state_dict(state)
-    _set_rng_state({k: (v.cpu() if isinstance(v, torch.Tensor) else [t.cpu() for t in v])
-                    for k, v in payload["rng"].items()})
-    return int(payload["epoch"]), list(payload["history"])
-
-
-# ----------------------------------------------------------------------------- curves, and the epochs loop
-
-
-class LivePlot:
-    """Training and validation loss, and validation accuracy, per epoch: one figure redrawn in place
-    (in Jupyter) after every epoch. ``save(path)`` writes it as an image."""
-
-    def __init__(self, title: str = "") -> None:
-        import matplotlib.pyplot as plt
-
-        self.fig, (self.ax_loss, self.ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
-        self.title = title
-        self._handle: Any = None
-        plt.close(self.fig)  # shown through the display handle only, never twice
-
-    def update(self, history: list[dict[str, float]]) -> None:
-        epochs = [h["epoch"] for h in history]
-        self.ax_loss.clear()
-        self.ax_acc.clear()
-        self.ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="training")
-        self.ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
-        self.ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-        self.ax_loss.legend()
-        self.ax_acc.plot(epochs, [100 * h["val_accuracy"] for h in history], "o-", color="C2")
-        self.ax_acc.set(xlabel="epoch", ylabel="%", title="validation accuracy")
-        for ax in (self.ax_loss, self.ax_acc):
-            ax.grid(alpha=0.3)
-            ax.xaxis.get_major_locator().set_params(integer=True)
-        if self.title:
-            self.fig.suptitle(self.title)
-        self.fig.tight_layout()
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
-            return
-        if get_ipython() is None:
-            return
-        if self._handle is None:
-            self._handle = display(self.fig, display_id=True)
-        else:
-            self._handle.update(self.fig)
-
-    def save(self, path: str | os.PathLike) -> None:
-        self.fig.savefig(path, dpi=100)
+# ----------------------------------------------------------------------------- the epochs loop
 
 
 def fit(model: nn.Module, train_loader: Any, val_loader: Any, optimizer: torch.optim.Optimizer, *, epochs: int,
@@ -304,9 +204,11 @@ def fit(model: nn.Module, train_loader: Any, val_loader: Any, optimizer: torch.o
 
     history: list[dict[str, float]] = []
     start = 0
-    stateful = {"scaler": scaler, "schedule": schedule, "loader": train_loader if hasattr(train_loader, "state_dict") else None}
+    stateful = {"scaler": scaler, "schedule": schedule,
+                "loader": train_loader if hasattr(train_loader, "state_dict") else None}
     if checkpoint is not None and Path(checkpoint).exists():
-        start, history = load_checkpoint(checkpoint, model=model, optimizer=optimizer, **stateful)
+        resumed = load_checkpoint(checkpoint, model, optimizer=optimizer, **stateful)
+        start, history = resumed.epoch, resumed.history
         print(f"resumed from {checkpoint}: {start} of {epochs} epochs already done")
         if plot is not None and history:
             plot.update(history)
@@ -321,7 +223,7 @@ def fit(model: nn.Module, train_loader: Any, val_loader: Any, optimizer: torch.o
                         "seconds": time.perf_counter() - began})
         epochs_bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{metrics['accuracy']:.2%}")
         if checkpoint is not None:
-            save_checkpoint(checkpoint, epoch=epoch, model=model, optimizer=optimizer, history=history, meta=meta,
+            save_checkpoint(checkpoint, model, meta=meta, epoch=epoch, optimizer=optimizer, history=history,
                             **stateful)
         if plot is not None:
             plot.update(history)
@@ -337,11 +239,11 @@ def count_parameters(model: nn.Module) -> int:
 
 def load_cifar10_for_training(split: str) -> tuple[torch.Tensor, torch.Tensor, str]:
     """CIFAR-10's ``split`` as ``(uint8 images N×3×32×32, labels, name)``: from the official archive
-    (``exercises.datasets.load_cifar10``: a local mirror or the cache, else a download), or, when a
+    (``exercises.kit.datasets.load_cifar10``: a local mirror or the cache, else a download), or, when a
     mirror folder named by ``COURSE_DATA_MIRROR`` holds only ``cifar10/cifar10-jpeg.tar.gz``, from
     that JPEG copy, whose name says so (accuracy on it is close to, not equal to, CIFAR-10's)."""
-    from exercises import datasets
-    from exercises.download import MIRROR_ENV
+    from exercises.kit import datasets
+    from exercises.kit.download import MIRROR_ENV
 
     for folder in filter(None, os.environ.get(MIRROR_ENV, "").split(os.pathsep)):
         official = Path(folder) / "cifar10" / "cifar-10-python.tar.gz"
@@ -351,3 +253,98 @@ def load_cifar10_for_training(split: str) -> tuple[torch.Tensor, torch.Tensor, s
             return data.images, data.labels, "CIFAR-10 (JPEG copy)"
     data = datasets.load_cifar10(split)
     return data.images, data.labels, "CIFAR-10"
+
+
+# ----------------------------------------------------------------------------- chapter 5's quick model
+
+
+def three_way_split(labels: torch.Tensor, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stratified ``(train_idx, val_idx, test_idx)``: sorted ``int64`` index tensors, disjoint, covering
+    ``0..N-1``, each class split in the proportions ``fractions`` (rounded; the test part takes the rest)."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions!r}")
+    gen = torch.Generator().manual_seed(seed)
+    parts: list[list[torch.Tensor]] = [[], [], []]
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        members = members[torch.randperm(len(members), generator=gen)]
+        n_train = round(len(members) * fractions[0])
+        n_val = round(len(members) * fractions[1])
+        for part, chunk in zip(parts, (members[:n_train], members[n_train:n_train + n_val],
+                                       members[n_train + n_val:]), strict=True):
+            part.append(chunk)
+    train, val, test = (torch.cat(p).sort().values for p in parts)
+    return train, val, test
+
+
+def to_model_input(images: torch.Tensor, mean: tuple[float, ...] = MNIST_MEAN,
+                   std: tuple[float, ...] = MNIST_STD) -> torch.Tensor:
+    """``uint8`` images ``N×C×H×W`` (0..255) as the float32 input the models here take:
+    ``(x/255 − mean[c]) / std[c]`` per channel (``mean`` and ``std``: one number per channel)."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 (0..255), got {images.dtype}")
+    shape = (1, -1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
+    std_t = torch.as_tensor(std, dtype=torch.float32).reshape(shape)
+    return (images.float() / 255 - mean_t) / std_t
+
+
+def small_cnn(in_channels: int = 1, num_classes: int = 10) -> nn.Module:
+    """Two convolution blocks (16 and 32 filters, batch norm, ReLU, 2×2 max pooling), dropout and a linear
+    layer: about 20 thousand parameters, ``N×in_channels×28×28`` images to ``N×num_classes`` logits."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(32 * 7 * 7, num_classes),
+    )
+
+
+def linear_model(in_features: int = 28 * 28, num_classes: int = 10) -> nn.Module:
+    """Softmax regression on the raw pixels: the baseline a CNN has to beat."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, num_classes))
+
+
+def train_quickly(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int = 64,
+                  lr: float = 3e-3, seed: int = 0, device: torch.device | str = "cpu") -> list[float]:
+    """Train ``model`` on ``x`` (float ``N×C×H×W``) and ``y`` (``int64`` ``N``) with AdamW, a one-cycle
+    learning-rate schedule and cross-entropy, on ``device``; returns the mean loss of each epoch."""
+    device = torch.device(device)
+    model.to(device).train()
+    x, y = x.to(device), y.to(device)
+    gen = torch.Generator().manual_seed(seed)
+    steps = epochs * math.ceil(len(x) / batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, steps))
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for idx in torch.randperm(len(x), generator=gen).split(batch_size):
+            idx = idx.to(device)
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(x))
+    return losses
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """``model``'s logits for ``x`` in evaluation mode without gradient tracking, batch by batch, on the CPU."""
+    device = torch.device(device)
+    model.to(device).eval()
+    with torch.no_grad():
+        return torch.cat([model(chunk.to(device)).float().cpu() for chunk in x.split(batch_size)])
+
+
+def predict_image(model: Callable[[torch.Tensor], torch.Tensor], image: torch.Tensor,
+                  prepare: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Class probabilities (``K``) for one ``1×C×H×W`` uint8 image: ``softmax(model(prepare(image)))``,
+    in evaluation mode without gradient tracking."""
+    if isinstance(model, nn.Module):
+        model.eval()
+    with torch.no_grad():
+        return torch.softmax(model(prepare(image)), dim=1)[0]

@@ -24,7 +24,7 @@ What is trusted:
   is skipped with a warning and left alone.
 
 Offline with no usable copy, ``DatasetUnavailable`` says which file is missing, where to put it, and
-that the embedded dataset (``exercises.datasets.load_embedded_mnist()``) works right now.
+that the embedded dataset (``exercises.kit.datasets.load_embedded_mnist()``) works right now.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def _unavailable_message(spec: RemoteFile, target: Path, problems: list[str], do
         f"  in {target}",
         f"  or in a folder of your own named by the environment variable {MIRROR_ENV}"
         + (f" (directly, or in its '{spec.folder}/' subfolder)." if spec.folder else "."),
-        "Meanwhile, the embedded dataset works right now, offline: exercises.datasets.load_embedded_mnist() gives "
+        "Meanwhile, the embedded dataset works right now, offline: exercises.kit.datasets.load_embedded_mnist() gives "
         "5,000 real MNIST digits.",
     ]
     return "\n".join(lines)
@@ -236,11 +236,13 @@ def download_file(
                 os.fsync(out.fileno())
         except urllib.error.HTTPError as exc:
             raise DownloadFailed(f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:  # refused, timed out, cut off
+        except (urllib.error.URLError, http.client.HTTPException, OSError,
+                ValueError) as exc:  # refused, timed out, cut off
             if isinstance(exc, DownloadFailed):
                 raise
             reason = getattr(exc, "reason", None) or exc
-            raise DownloadFailed(f"{type(exc).__name__}: {reason}" + (f" after {received:,} bytes" if received else "")) from None
+            raise DownloadFailed(f"{type(exc).__name__}: {reason}"
+                                 + (f" after {received:,} bytes" if received else "")) from None
         if announced and announced.isdigit() and received != int(announced):
             raise DownloadFailed(f"interrupted: received {received:,} of {int(announced):,} bytes")
         if digest.hexdigest() != sha256:

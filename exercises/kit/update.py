@@ -8,7 +8,11 @@
   exactly as you wrote it, new and unimplemented ones come from the release, your own helpers stay;
 * a notebook you edited is kept, and the new version is written beside it as ``NAME.updated.ipynb``;
 * any file of yours that is changed is first copied to ``.course-backup/<time>/``;
-* nothing is ever deleted, and your progress file is never touched.
+* nothing is ever deleted, and your progress file is never touched. Files an older release shipped that
+  the new one no longer uses (the course's helpers moved into ``exercises/kit/``, say) are listed, and
+  imports of yours from them are pointed at the module that now defines those names.
+
+Which files are exercise modules is read from the new release itself (``exercises.kit.catalogue``).
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from exercises.kit.catalogue import exercise_modules
+
 MANIFEST = ".course-release.json"
 STUB_MARK = "is not implemented yet"
-LEARNER_HEADER = "# Your exercises:"
 
 
 class UpdateError(ValueError):
@@ -38,6 +43,8 @@ class UpdateReport:
     replaced: list[str] = field(default_factory=list)
     merged: dict[str, list[str]] = field(default_factory=dict)  # module -> functions of yours kept
     kept: list[str] = field(default_factory=list)  # edited by you: new version written beside it
+    obsolete: list[str] = field(default_factory=list)  # shipped before, no longer used; never deleted
+    unknown: list[str] = field(default_factory=list)  # code beside the course's that no release lists
     unchanged: int = 0
     backup: Path | None = None
 
@@ -50,6 +57,12 @@ class UpdateReport:
             lines.append(f"merged {module}: kept your " + (", ".join(kept) if kept else "file's own code"))
         for item in self.kept:
             lines.append(f"kept your edited {item}")
+        if self.obsolete:
+            lines.append("no longer used by the course (kept; delete them when you like): "
+                         + ", ".join(self.obsolete))
+        if self.unknown:
+            lines.append("not part of this release (left from an older one, or yours; kept): "
+                         + ", ".join(self.unknown))
         if self.backup:
             lines.append(f"your previous files are backed up in {self.backup}")
         lines.append(f"{self.unchanged} file(s) already up to date; nothing was deleted.")
@@ -104,9 +117,42 @@ def _segment(source: str, node: ast.stmt) -> str:
     return "\n".join(lines[start - 1 : node.end_lineno])
 
 
-def merge_exercise_module(new: str, mine: str) -> tuple[str, list[str]]:
+def defined_names(package_dir: Path) -> dict[str, str]:
+    """``{name: module}`` for the top-level names each module of ``package_dir``'s given code defines
+    (``{"require_float_tensor": "exercises.kit.validate", ...}``)."""
+    found: dict[str, str] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        rel = path.relative_to(package_dir.parent).with_suffix("")
+        if rel.name == "__init__" or "checks" in rel.parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in tree.body:
+            names = [node.name] if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) else \
+                [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+            for name in names:
+                found.setdefault(name, ".".join(rel.parts))
+    return found
+
+
+def _moved(node: ast.stmt, gone: set[str], now_in: dict[str, str]) -> ast.stmt:
+    """``from exercises.<gone module> import a, b`` pointed at the one module that now defines a and b."""
+    if not isinstance(node, ast.ImportFrom) or node.level or node.module not in gone:
+        return node
+    targets = {now_in.get(alias.name) for alias in node.names}
+    if len(targets) != 1 or None in targets:
+        return node
+    return ast.ImportFrom(module=targets.pop(), names=node.names, level=0)
+
+
+def merge_exercise_module(new: str, mine: str, gone: set[str] = frozenset(), now_in: dict[str, str] | None = None,
+                          ) -> tuple[str, list[str]]:
     """The new stub module with every definition you implemented kept as you wrote it.
 
+    ``gone`` names the modules (``exercises.validate``) the new release no longer ships and ``now_in``
+    where each name is defined now (``defined_names``): your imports from a gone module are pointed there.
     Returns the merged source and the names of your definitions that were kept.
     """
     try:
@@ -131,8 +177,13 @@ def merge_exercise_module(new: str, mine: str) -> tuple[str, list[str]]:
         lines[start - 1 : end] = code.splitlines()
     merged = "\n".join(lines) + "\n"
     new_imports = {ast.dump(n) for n in new_tree.body if isinstance(n, (ast.Import, ast.ImportFrom))}
-    extra_imports = [_segment(mine, n) for n in mine_tree.body
-                     if isinstance(n, (ast.Import, ast.ImportFrom)) and ast.dump(n) not in new_imports]
+    extra_imports = []
+    for n in mine_tree.body:
+        if not isinstance(n, (ast.Import, ast.ImportFrom)):
+            continue
+        moved = _moved(n, set(gone), now_in or {})
+        if ast.dump(moved) not in new_imports:
+            extra_imports.append(_segment(mine, n) if moved is n else ast.unparse(moved))
     helpers = [_segment(mine, n) for name, n in my_defs.items() if name not in new_defs]
     if extra_imports:
         merged += "\n# Your own imports, kept by the update.\n" + "\n".join(extra_imports) + "\n"
@@ -148,12 +199,24 @@ def update_course(release: Path, root: Path, dry_run: bool = False) -> UpdateRep
     report = UpdateReport()
     with tempfile.TemporaryDirectory() as scratch:
         new_root = _release_root(Path(release), Path(scratch))
+        new_modules = {f"exercises/{m}.py" for m in exercise_modules(new_root / "exercises")}
+        shipped_now = {p.relative_to(new_root).as_posix() for p in new_root.rglob("*") if p.is_file()}
         old_manifest = {}
         if (root / MANIFEST).exists():
             try:
                 old_manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))["files"]
             except (ValueError, KeyError):
                 old_manifest = {}
+        gone_files = sorted(rel for rel in old_manifest if rel not in shipped_now and (root / rel).is_file())
+        gone = {rel.removesuffix(".py").replace("/", ".") for rel in gone_files if rel.endswith(".py")}
+        now_in = defined_names(new_root / "exercises")
+        report.obsolete = gone_files
+        modules = ({f"exercises/{m}.py" for m in exercise_modules(root / "exercises")}
+                   if (root / "exercises").is_dir() else set())
+        report.unknown = sorted(
+            rel for p in (root / "exercises").rglob("*.py") if "__pycache__" not in p.parts
+            and (rel := p.relative_to(root).as_posix()) not in shipped_now and rel not in old_manifest
+            and rel not in modules) if (root / "exercises").is_dir() else []
         stamp = time.strftime("%Y%m%d-%H%M%S")
         backup_root = root / ".course-backup" / stamp
 
@@ -184,9 +247,9 @@ def update_course(release: Path, root: Path, dry_run: bool = False) -> UpdateRep
                 report.unchanged += 1
                 continue
             untouched = old_manifest.get(rel) == _digest(mine)
-            is_exercise = rel.startswith("exercises/") and new_bytes.decode("utf-8", "replace").startswith(LEARNER_HEADER)
-            if is_exercise and not untouched:
-                merged, kept = merge_exercise_module(new_bytes.decode("utf-8"), mine.read_text(encoding="utf-8"))
+            if rel in new_modules and not untouched:
+                merged, kept = merge_exercise_module(new_bytes.decode("utf-8"), mine.read_text(encoding="utf-8"),
+                                                     gone, now_in)
                 if merged.encode() == mine.read_bytes():
                     report.unchanged += 1
                     continue

@@ -53,7 +53,8 @@ def require_class_labels(name: str, labels: object, num_samples: int, num_classe
     if tuple(labels.shape) != (num_samples,):
         raise ValueError(f"{name} must have shape ({num_samples},), one label per sample; got {tuple(labels.shape)}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"{name} must lie in 0..{num_classes - 1}; got values from {int(labels.min())} to {int(labels.max())}")
+        raise ValueError(f"{name} must lie in 0..{num_classes - 1}; got values from {int(labels.min())} "
+                         f"to {int(labels.max())}")
     return labels
 
 

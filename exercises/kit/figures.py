@@ -1,16 +1,98 @@
-"""Chapter 5's figures: confusion matrix heatmap, per-class scores, reliability diagram, confidence
-intervals and a gallery of mistakes.
+"""The course's figures: image grids, training curves and chapter 5's evaluation plots.
 
-Each function takes plain tensors, draws one figure and returns it. None of them calls your exercise
-code: the reliability diagram bins the confidences itself, with the same rule as the contract of
-``expected_calibration_error`` (bin ``i`` holds ``(i/n, (i+1)/n]``, bin 0 also holds 0).
+Each function takes plain tensors, draws one figure and returns it; none of them calls your exercise
+code. ``show_images`` draws a grid of images (look at the data before any model); ``LivePlot``
+redraws loss and accuracy curves after every epoch; the rest are chapter 5's: confusion matrix,
+per-class scores, reliability diagram (it bins the confidences itself, with the rule of the contract
+of ``expected_calibration_error``: bin ``i`` holds ``(i/n, (i+1)/n]``, bin 0 also holds 0),
+confidence intervals and a gallery of mistakes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+
+
+def show_images(
+    images: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    ncols: int = 10,
+    title: str | None = None,
+):
+    """Draw ``images`` (``N×C×H×W``, uint8 or float in [0, 1]) in a grid; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be N×C×H×W with C of 1 or 3, got shape {tuple(images.shape)}")
+    n = images.shape[0]
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 1.1, nrows * 1.2), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = images[i].detach().cpu()
+        img = img.float() / 255 if img.dtype == torch.uint8 else img.float().clamp(0, 1)
+        if img.shape[0] == 1:
+            ax.imshow(img[0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img.permute(1, 2, 0))
+        if labels is not None:
+            label = int(labels[i])
+            ax.set_title(classes[label] if classes else str(label), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+class LivePlot:
+    """Training and validation loss, and validation accuracy, per epoch: one figure redrawn in place
+    (in Jupyter) after every epoch. ``save(path)`` writes it as an image."""
+
+    def __init__(self, title: str = "") -> None:
+        import matplotlib.pyplot as plt
+
+        self.fig, (self.ax_loss, self.ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+        self.title = title
+        self._handle: Any = None
+        plt.close(self.fig)  # shown through the display handle only, never twice
+
+    def update(self, history: list[dict[str, float]]) -> None:
+        epochs = [h["epoch"] for h in history]
+        self.ax_loss.clear()
+        self.ax_acc.clear()
+        self.ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="training")
+        self.ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+        self.ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+        self.ax_loss.legend()
+        self.ax_acc.plot(epochs, [100 * h["val_accuracy"] for h in history], "o-", color="C2")
+        self.ax_acc.set(xlabel="epoch", ylabel="%", title="validation accuracy")
+        for ax in (self.ax_loss, self.ax_acc):
+            ax.grid(alpha=0.3)
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        if self.title:
+            self.fig.suptitle(self.title)
+        self.fig.tight_layout()
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        if self._handle is None:
+            self._handle = display(self.fig, display_id=True)
+        else:
+            self._handle.update(self.fig)
+
+    def save(self, path: str | os.PathLike) -> None:
+        self.fig.savefig(path, dpi=100)
 
 
 def plot_confusion_matrix(cm: torch.Tensor, classes: Sequence[str], normalize: bool = False,
@@ -41,7 +123,8 @@ def plot_confusion_matrix(cm: torch.Tensor, classes: Sequence[str], normalize: b
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the row" if normalize else "count (off the diagonal)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
+                 label="share of the row" if normalize else "count (off the diagonal)")
     fig.tight_layout()
     return fig
 

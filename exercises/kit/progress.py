@@ -1,5 +1,8 @@
 """Your practice history: every check you run is recorded, and ``show_progress()`` sums it up.
 
+(``show_progress`` lives in ``exercises.checks``, which knows the checks; this module only keeps and
+reads the history, so that it depends on nothing but the exercise catalogue.)
+
 The history is a small JSON file kept beside your copy of the course (``.course-progress.json``
 in the folder that holds ``course/`` and ``exercises/``), or at ``COURSE_PROGRESS_FILE`` if you set
 that variable. Re-running cells, restarting the kernel, reinstalling or updating the course never
@@ -17,15 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CHAPTERS = {
-    0: "Welcome",
-    1: "Data preparation",
-    2: "Backpropagation",
-    3: "Convolution",
-    4: "Training on a GPU",
-    5: "Evaluation",
-}
-MODULE_CHAPTER = {"data": 1, "autograd": 2, "layers": 2, "conv": 3, "optim": 4, "train": 4, "metrics": 5}
+from exercises.kit.catalogue import PACKAGE_DIR, catalogue, chapter_titles
+
 FILE_NAME = ".course-progress.json"
 
 
@@ -33,7 +29,7 @@ def progress_file() -> Path:
     """Where the history lives (see the module docstring)."""
     if os.environ.get("COURSE_PROGRESS_FILE"):
         return Path(os.environ["COURSE_PROGRESS_FILE"]).expanduser()
-    root = Path(__file__).resolve().parent.parent
+    root = PACKAGE_DIR.parent
     if (root / "course").is_dir() and os.access(root, os.W_OK):
         return root / FILE_NAME
     return Path.home() / ".deep-practice" / "progress.json"
@@ -95,14 +91,15 @@ class CheckProgress:
     last_failed: list[str] = field(default_factory=list)
 
 
-def summarize(history: list[dict[str, Any]] | None = None) -> list[CheckProgress]:
-    """One ``CheckProgress`` per visible check of the course, in chapter order."""
-    from exercises.checks import check_catalogue
-
+def summarize(checks: list[tuple[str, list[str]]], history: list[dict[str, Any]] | None = None) -> list[CheckProgress]:
+    """One ``CheckProgress`` per visible check (``checks``: each check's name and the exercises it covers),
+    in the course's order: a check sits in the chapter, and at the place, of the first exercise it covers."""
     history = load_history() if history is None else history
+    order = {e.name: (e.chapter, i) for i, e in enumerate(catalogue())}
     rows = []
-    for name, module, exercises in check_catalogue():
-        row = CheckProgress(name, MODULE_CHAPTER.get(module, 0), exercises)
+    for name, exercises in sorted(checks, key=lambda c: min((order.get(e, (99, 0)) for e in c[1]), default=(99, 0))):
+        chapter = min((order[e][0] for e in exercises if e in order), default=0)
+        row = CheckProgress(name, chapter, exercises)
         for attempt in (a for a in history if a["check"] == name):
             row.attempts += 1
             if attempt.get("passed") and row.attempts_to_pass is None:
@@ -112,7 +109,7 @@ def summarize(history: list[dict[str, Any]] | None = None) -> list[CheckProgress
                 row.exercise_passed[exercise] = bool(ok)
             row.last_failed = list(attempt.get("failed") or [])
         rows.append(row)
-    return sorted(rows, key=lambda r: r.chapter)
+    return rows
 
 
 def next_step(rows: list[CheckProgress]) -> str:
@@ -129,13 +126,15 @@ def next_step(rows: list[CheckProgress]) -> str:
     hardest = max(rows, key=lambda r: r.attempts_to_pass or 0, default=None)
     if hardest and (hardest.attempts_to_pass or 0) > 1:
         return (f"Every check passes. Practise again: rewrite {', '.join(hardest.exercises)} from scratch without "
-                f"looking (it took {hardest.attempts_to_pass} attempts the first time), then check(\"{hardest.check}\").")
+                f"looking (it took {hardest.attempts_to_pass} attempts the first time), "
+                f"then check(\"{hardest.check}\").")
     return "Every check passes. Try breaking one on purpose and predict the diagnosis before you run the check."
 
 
-def progress_report(history: list[dict[str, Any]] | None = None) -> str:
+def progress_report(checks: list[tuple[str, list[str]]], history: list[dict[str, Any]] | None = None) -> str:
     """The progress view as text: per chapter and check, status and attempts, then the next step."""
-    rows = summarize(history)
+    rows = summarize(checks, history)
+    titles = chapter_titles()
     lines = []
     done = sum(r.passing_now for r in rows)
     lines.append(f"Course progress: {done} of {len(rows)} checks passing")
@@ -143,7 +142,7 @@ def progress_report(history: list[dict[str, Any]] | None = None) -> str:
     for r in rows:
         if r.chapter != chapter:
             chapter = r.chapter
-            lines.append(f"\nChapter {chapter} — {CHAPTERS.get(chapter, '')}")
+            lines.append(f"\nChapter {chapter} — {titles.get(chapter, '')}")
         status = "✓ passing" if r.passing_now else ("✗ not yet" if r.attempts else "· not started")
         tries = f"{r.attempts} attempt{'s' * (r.attempts != 1)}" if r.attempts else ""
         first = f", first passed on attempt {r.attempts_to_pass}" if r.attempts_to_pass else ""
@@ -153,8 +152,3 @@ def progress_report(history: list[dict[str, Any]] | None = None) -> str:
                 lines.append(f"      {'✓' if r.exercise_passed[exercise] else '✗'} {exercise}")
     lines.append("\n" + next_step(rows))
     return "\n".join(lines)
-
-
-def show_progress() -> None:
-    """Print the progress view (from any notebook cell)."""
-    print(progress_report())
