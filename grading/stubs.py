@@ -197,6 +197,7 @@ def write(exercises_dir: Path = EXERCISES_DIR, solutions_dir: Path = SOLUTIONS_D
     for name, stub in generated_files(solutions_dir).items():
         path = exercises_dir / name
         if not path.exists() or path.read_text(encoding="utf-8") != stub:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(stub, encoding="utf-8")
             written.append(name)
     return written
