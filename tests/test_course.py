@@ -80,7 +80,9 @@ def test_progress_bars_show_in_the_executed_html(tmp_path: Path) -> None:
 
 
 def _code(path: Path) -> str:
-    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    """The notebook's own code cells (not the generated Colab set-up cell)."""
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code" and "course-setup" not in c.metadata.get("tags", []))
 
 
 def test_one_rule_for_fast_mode_stated_in_chapter_0() -> None:
