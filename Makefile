@@ -7,31 +7,46 @@ PY := $(BIN)/python
 # CI sets the CPU build (TORCH_SPEC=torch==2.13.0) so that no multi-GB CUDA build is ever pulled.
 TORCH_SPEC ?= torch
 STAMP := $(VENV)/.installed
+LEARNER_STAMP := $(VENV)/.installed-learner
 LAB_ARGS ?=
 SUBMISSIONS ?= submissions
 OUT ?= grading-output
+REPOSITORY ?=
 
-.PHONY: help setup lab course test lint stubs release grade clean
+.PHONY: help setup learner-setup lab course test lint stubs release grade clean
 
 help:
-	@echo "make lab        set up .venv if needed, then open the course in JupyterLab"
+	@echo "make lab        set up .venv if needed (the learner's install), then open the course in JupyterLab"
+	@echo "make setup      .venv with the course, the grader, nbgrader and the test tools (instructors)"
 	@echo "make course     run every chapter notebook headless against the reference (build/course)"
 	@echo "make test       set up, then run the whole test suite (what CI runs)"
 	@echo "make grade SUBMISSIONS=folder [OUT=folder]   grade a folder of submissions"
-	@echo "make release    build the learner bundle in dist/ (no solutions, no hidden tests)"
+	@echo "make release REPOSITORY=url-or-zip   build the learner bundle in dist/ (no solutions, no hidden tests)"
 	@echo "make stubs      regenerate exercises/ from solutions/, and the notebooks' Colab cells"
 
+# The learner's install: the course and what its notebooks need, nothing of the instructor's.
+$(LEARNER_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
+	$(PY) -m pip install --quiet -e .
+	touch $(LEARNER_STAMP)
+
+# The instructor's and developer's install: also the grader's nbgrader and the test tools.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet $(TORCH_SPEC)
 	$(PY) -m pip install --quiet -e ".[dev,instructor]"
-	touch $(STAMP)
+	touch $(STAMP) $(LEARNER_STAMP)
+
+learner-setup: $(LEARNER_STAMP)
 
 setup: $(STAMP)
 
-lab: setup
-	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) course/
+# The whole course folder, opened on chapter 0, with a learner's tools only (exercises/kit/lab.py).
+lab: learner-setup
+	$(PY) -m exercises lab $(LAB_ARGS)
 
 course: setup
 	$(PY) -m grading course -o build/course
@@ -50,8 +65,9 @@ stubs: setup
 	$(PY) -m grading stubs
 	$(PY) -m grading notebooks
 
+# REPOSITORY: where learners fetch this release on Colab (a git address, or the release zip's name in their Drive).
 release: setup
-	$(PY) -m grading release -o dist/learner-release
+	$(PY) -m grading release -o dist/learner-release --repository "$(REPOSITORY)"
 
 grade: setup
 	$(PY) -m grading grade $(SUBMISSIONS) -o $(OUT)

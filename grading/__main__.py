@@ -87,7 +87,7 @@ def _release(args: argparse.Namespace) -> int:
     from grading.release import ReleaseError, build_release
 
     try:
-        path = build_release(Path(args.out))
+        path = build_release(Path(args.out), repository=args.repository)
     except ReleaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     r = sub.add_parser("release", help="build the learner bundle (no solutions, no hidden tests)")
     r.add_argument("-o", "--out", default="dist/learner-release", help="output folder (a .zip is written beside it)")
+    r.add_argument("--repository", help="where learners fetch the release from on Colab: a git address, or the name "
+                                        "of the release zip in their Google Drive (e.g. learner-release.zip)")
     r.set_defaults(func=_release)
 
     c = sub.add_parser("course", help="execute every chapter notebook against the reference solutions")

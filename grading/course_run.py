@@ -71,11 +71,12 @@ def run_course(out: Path, fast: bool = True, notebooks: list[str] | None = None,
             return 2
     python_path = os.pathsep.join(filter(None, [str(solved), os.environ.get("PYTHONPATH", "")]))
     failures = []
-    with _environment(PYTHONPATH=python_path, COURSE_FAST="1" if fast else "0"):
+    # Text progress bars: the HTML shows their final state (widgets would need JavaScript and their state).
+    with _environment(PYTHONPATH=python_path, COURSE_FAST="1" if fast else "0", COURSE_TEXT_PROGRESS="1"):
         for path in selected:
             nb = nbformat.read(path, as_version=4)
             start = time.monotonic()
-            client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
+            client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3", coalesce_streams=True,
                                     resources={"metadata": {"path": str(path.parent)}})
             try:
                 client.execute()

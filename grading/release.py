@@ -16,9 +16,11 @@ import zipfile
 from pathlib import Path
 
 from exercises.kit.catalogue import exercise_modules
+from exercises.kit.colab import REPOSITORY
 from exercises.kit.update import write_manifest
 from grading import PROJECT_ROOT
-from grading.stubs import BEGIN, END, generate, solution_modules
+from grading.notebooks import sync
+from grading.stubs import BEGIN, END, generate, generated_files, solution_modules
 
 LEARNER_README = Path(__file__).with_name("learner_README.md")
 SHIPPED = ("course", "environment.yml", "pyproject.toml")
@@ -43,8 +45,26 @@ def _strip_outputs(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def build_release(out: Path, root: Path = PROJECT_ROOT) -> Path:
-    """Write the learner bundle to ``out`` (a folder) and ``out.zip``; return ``out``."""
+def check_source(repository: str | None) -> str:
+    """Where the release's Colab cells fetch the course from: ``repository`` if it is a usable source for
+    learners; else ``ReleaseError`` saying what to pass."""
+    how = ("pass the address learners fetch the release from: `make release REPOSITORY=https://github.com/you/"
+           "course-release` (a repository holding this release), or `make release REPOSITORY=learner-release.zip` "
+           "(the release zip, which learners put in their Google Drive)")
+    if not repository:
+        raise ReleaseError(f"no address for the release's Colab badges and set-up cells: {how}")
+    if repository.rstrip("/").removesuffix(".git") == REPOSITORY:
+        raise ReleaseError(f"the release's Colab cells would fetch the course from {REPOSITORY}, the course's own "
+                           f"repository, with its solutions and hidden tests: {how}")
+    if any(c in repository for c in "\"\\\n"):
+        raise ReleaseError(f"{repository!r} cannot be written into a notebook cell: {how}")
+    return repository
+
+
+def build_release(out: Path, root: Path = PROJECT_ROOT, repository: str | None = None) -> Path:
+    """Write the learner bundle to ``out`` (a folder) and ``out.zip``; return ``out``. Its notebooks'
+    Colab badges and set-up cells fetch the course from ``repository`` (see ``check_source``)."""
+    repository = check_source(repository)
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -63,14 +83,15 @@ def build_release(out: Path, root: Path = PROJECT_ROOT) -> Path:
     for sub in ("checks", "kit"):
         shutil.copytree(root / "exercises" / sub, package / sub, ignore=ignore)
     stubs = generate(root / "solutions")
-    for name, stub in stubs.items():
-        (package / name).write_text(stub, encoding="utf-8")
+    for name, text in generated_files(root / "solutions").items():
+        (package / name).write_text(text, encoding="utf-8")
     found = exercise_modules(package)
     if sorted(found) != sorted(n.removesuffix(".py") for n in stubs):
         shutil.rmtree(out)
         raise ReleaseError(f"the release's exercise catalogue ({', '.join(found)}) is not the set of solution modules "
                           f"({', '.join(stubs)}): every solution module needs 'Explained in course/...' docstrings")
     shutil.copy2(LEARNER_README, out / "README.md")
+    sync(out / "course", repository)
     for notebook in (out / "course").rglob("*.ipynb"):
         _strip_outputs(notebook)
     write_manifest(out)  # lets `python -m exercises update` recognise the learner's own edits later

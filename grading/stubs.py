@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from exercises.kit.catalogue import STUB_DIGESTS, STUB_MARK, code_digests
 from grading import PROJECT_ROOT
 
 LINE_LENGTH = 120  # [tool.ruff] line-length: a longer raise line is wrapped
@@ -138,7 +140,7 @@ def make_stub(source: str, name: str) -> str:
         out.extend(lines[cursor : region.begin])
         if region.function is not None:
             indent = lines[region.begin][: len(lines[region.begin]) - len(lines[region.begin].lstrip())]
-            message = f"{region.function} is not implemented yet: see {region.explained_in}."
+            message = f"{region.function} {STUB_MARK}: see {region.explained_in}."
             out.extend(_raise_lines(indent, message))
         cursor = region.end + 1
     out.extend(lines[cursor:])
@@ -166,10 +168,19 @@ def generate(solutions_dir: Path = SOLUTIONS_DIR) -> dict[str, str]:
     return {name: make_stub(source, name) for name, source in solution_modules(solutions_dir).items()}
 
 
+def generated_files(solutions_dir: Path = SOLUTIONS_DIR) -> dict[str, str]:
+    """Every file the generator writes, by its path inside ``exercises/``: the stubs, and
+    ``kit/stub_digests.json``, the digest of each exercise's code as generated (the progress view counts a
+    check as an attempt only once that code has changed)."""
+    stubs = generate(solutions_dir)
+    digests = {name: digest for stub in stubs.values() for name, digest in code_digests(stub).items()}
+    return {**stubs, f"kit/{STUB_DIGESTS}": json.dumps(dict(sorted(digests.items())), indent=1) + "\n"}
+
+
 def drift(exercises_dir: Path = EXERCISES_DIR, solutions_dir: Path = SOLUTIONS_DIR) -> list[str]:
     """Unified diffs between ``exercises/`` and what the generator writes; empty when in sync."""
     diffs = []
-    for name, stub in generate(solutions_dir).items():
+    for name, stub in generated_files(solutions_dir).items():
         path = exercises_dir / name
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != stub:
@@ -183,9 +194,10 @@ def drift(exercises_dir: Path = EXERCISES_DIR, solutions_dir: Path = SOLUTIONS_D
 def write(exercises_dir: Path = EXERCISES_DIR, solutions_dir: Path = SOLUTIONS_DIR) -> list[str]:
     """Write every stub whose content changed; return the names written."""
     written = []
-    for name, stub in generate(solutions_dir).items():
+    for name, stub in generated_files(solutions_dir).items():
         path = exercises_dir / name
         if not path.exists() or path.read_text(encoding="utf-8") != stub:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(stub, encoding="utf-8")
             written.append(name)
     return written

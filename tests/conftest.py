@@ -21,6 +21,9 @@ from grading.stubs import strip_markers
 REFERENCE_LAYERS = strip_markers((PROJECT_ROOT / "solutions" / "layers.py").read_text(encoding="utf-8"))
 STUB_LAYERS = (PROJECT_ROOT / "exercises" / "layers.py").read_text(encoding="utf-8")
 
+# Where the learner releases built by the tests say their course comes from (an instructor's own repository).
+TEST_SOURCE = "https://github.com/example-school/dl-course-release"
+
 FORWARD_LINE = "    out = torch.where(x > 0, x, torch.zeros_like(x))\n"
 BACKWARD_LINE = "    return torch.where(x > 0, dout, torch.zeros_like(dout))\n"
 

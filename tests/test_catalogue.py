@@ -25,6 +25,7 @@ from grading.release import build_release
 from grading.stubs import generate
 from grading.submissions import module_files
 from grading.suite import load_suite
+from tests.conftest import TEST_SOURCE
 
 CATALOGUE = {e.name: e for e in catalogue()}
 MODULES = exercise_modules()
@@ -32,7 +33,7 @@ MODULES = exercise_modules()
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
-    return build_release(tmp_path_factory.mktemp("release") / "learner")
+    return build_release(tmp_path_factory.mktemp("release") / "learner", repository=TEST_SOURCE)
 
 
 def test_the_source_reads_the_structure() -> None:

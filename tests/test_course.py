@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -61,3 +63,54 @@ def test_headless_run_writes_notebooks_and_html(tmp_path: Path) -> None:
 def test_headless_run_fails_when_a_cell_fails(tmp_path: Path, capsys) -> None:
     assert run_course(tmp_path / "out", root=_tiny_course(tmp_path / "repo", failing=True)) == 1
     assert "00_demo.ipynb" in capsys.readouterr().err
+
+
+def test_progress_bars_show_in_the_executed_html(tmp_path: Path) -> None:
+    root = _tiny_course(tmp_path / "repo", failing=False)
+    shutil.copytree(PROJECT_ROOT / "exercises" / "kit", root / "exercises" / "kit")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import time\nfrom exercises.kit.figures import progress_bar\n"
+        "for _ in progress_bar(range(3), desc='steps'):\n    time.sleep(0.2)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "course" / "01_bars.ipynb")
+    assert run_course(tmp_path / "out", root=root, notebooks=["01_bars"]) == 0
+    html = (tmp_path / "out" / "01_bars.html").read_text()
+    assert "steps: 100%" in html and "3/3" in html  # the bar's final state, as text
+    assert "steps:   0%" not in html  # carriage returns resolved: one line, not every redraw
+
+
+def _code(path: Path) -> str:
+    """The notebook's own code cells (not the generated Colab set-up cell)."""
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells
+                     if c.cell_type == "code" and "course-setup" not in c.metadata.get("tags", []))
+
+
+def test_one_rule_for_fast_mode_stated_in_chapter_0() -> None:
+    from exercises.kit.devices import fast_mode
+
+    for path in NOTEBOOKS:
+        code = _code(path)
+        assert "environ.get(\"COURSE_FAST\"" not in code, f"{path.name} reads COURSE_FAST itself, not fast_mode()"
+        if re.search(r"\bFAST\b", code):
+            assert "FAST = fast_mode()" in code, path.name
+    welcome = "\n".join(c.source for c in nbformat.read(NOTEBOOKS[0], as_version=4).cells)
+    assert "**Fast mode**, one rule for every chapter" in welcome and "fast_mode()" in welcome
+    import os
+
+    before = os.environ.get("COURSE_FAST")
+    try:
+        for value, expected in (("1", True), ("0", False), ("", False)):
+            os.environ["COURSE_FAST"] = value
+            assert fast_mode() is expected
+    finally:
+        os.environ.pop("COURSE_FAST", None) if before is None else os.environ.__setitem__("COURSE_FAST", before)
+
+
+def test_chapter_4_keeps_its_checkpoints_in_the_course_folder() -> None:
+    import subprocess
+
+    code = _code(PROJECT_ROOT / "course" / "04_training.ipynb")
+    assert "tempfile" not in code and "mkdtemp" not in code  # nothing left behind in /tmp
+    assert 'Path(os.environ.get("COURSE_CHECKPOINTS", "../checkpoints"))' in code  # beside course/ and exercises/
+    ignored = subprocess.run(["git", "check-ignore", "-q", "checkpoints/fast/04_mnist_budget.pt"], cwd=PROJECT_ROOT)
+    assert ignored.returncode == 0, "checkpoints/ must be ignored by git"

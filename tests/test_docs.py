@@ -40,3 +40,10 @@ def test_every_file_the_table_names_exists_where_it_says() -> None:
             assert any(c.exists() for c in candidates), f"README: {folder}/ row names {name}, which is not there"
     listed = re.findall(r"`(\w+)\.py`", table["exercises"].split("plus")[0])
     assert sorted(listed) == sorted(exercise_modules())
+
+
+def test_the_learner_guides_say_how_to_get_a_cpu_only_torch() -> None:
+    learner = (PROJECT_ROOT / "grading" / "learner_README.md").read_text(encoding="utf-8")
+    for text in (README, learner):
+        assert "https://download.pytorch.org/whl/cpu" in text
+    assert "python -m exercises lab" in learner and "jupyter lab course/" not in learner + README

@@ -63,6 +63,20 @@ def test_small_models_learn_separable_data_quickly() -> None:
         assert not model.training
 
 
+def test_the_reliability_diagram_says_which_way_each_gap_goes() -> None:
+    """Overconfident and underconfident bins are drawn apart, and the legend names each."""
+    import matplotlib.pyplot as plt
+
+    # Bin (0.5, 0.6]: confidence 0.55, all right (underconfident); bin (0.9, 1]: confidence 0.95, half right.
+    probs = torch.tensor([[0.55, 0.45]] * 4 + [[0.95, 0.05]] * 4)
+    labels = torch.tensor([0, 0, 0, 0, 0, 1, 0, 1])
+    fig = plot_reliability_diagram(probs, labels, n_bins=10)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("overconfident") for t in legend) and any(t.startswith("underconfident") for t in legend)
+    assert "gap to confidence" not in legend  # one colour for both directions hid which way a gap went
+    plt.close(fig)
+
+
 def test_reliability_bins_follow_the_contract_and_the_figures_draw() -> None:
     probs = softmax_probs(300, 5, seed=1)
     labels = torch.randint(0, 5, (300,), generator=torch.Generator().manual_seed(2))

@@ -12,7 +12,7 @@ import pytest
 import exercises
 from exercises.checks import CheckFailed, check, check_catalogue
 from exercises.kit.progress import load_history, progress_file, progress_report, record_attempt, summarize
-from tests.conftest import BACKWARD_LINE, REFERENCE_LAYERS, variant
+from tests.conftest import BACKWARD_LINE, REFERENCE_LAYERS, STUB_LAYERS, variant
 
 
 @pytest.fixture
@@ -35,9 +35,29 @@ def test_each_check_run_is_recorded_with_per_exercise_results(learner_file: Path
     assert history[0]["exercises"] == {"relu_forward": True, "relu_backward": False}
     assert "x == 0" in history[0]["failed"][0]
     row = next(r for r in summarize(check_catalogue()) if r.check == "relu")
-    assert (row.attempts, row.attempts_to_pass, row.passing_now) == (3, 2, True)
+    # The third run had the same code as the second: not a new attempt.
+    assert (row.attempts, row.attempts_to_pass, row.passing_now) == (2, 2, True)
     report = progress_report(check_catalogue())
-    assert "✓ passing" in report and "3 attempts, first passed on attempt 2" in report
+    assert "✓ passing" in report and "2 attempts, first passed on attempt 2" in report
+
+
+def test_runs_on_the_untouched_stub_or_on_unchanged_code_are_not_attempts(learner_file: Path) -> None:
+    learner_file.write_text(STUB_LAYERS)  # what Run All on a fresh copy checks
+    for _ in range(2):
+        with pytest.raises(CheckFailed):
+            check("relu", verbose=False)
+    assert [a["untouched"] for a in load_history()] == [True, True]
+    row = next(r for r in summarize(check_catalogue()) if r.check == "relu")
+    assert row.attempts == 0 and "Next: chapter 0, relu_forward" in progress_report(check_catalogue())
+    learner_file.write_text(variant(BACKWARD_LINE, "    return torch.where(x >= 0, dout, torch.zeros_like(dout))\n"))
+    learner_file.write_text(learner_file.read_text() + "\n# a comment is not code\n")
+    for _ in range(3):
+        with pytest.raises(CheckFailed):
+            check("relu", verbose=False)
+    row = next(r for r in summarize(check_catalogue()) if r.check == "relu")
+    assert row.attempts == 1
+    report = progress_report(check_catalogue())
+    assert "1 attempt so far. Last time:" in report and ".." not in report
 
 
 def test_next_step_follows_the_learner(tmp_path: Path) -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from grading import PROJECT_ROOT
+from grading import PROJECT_ROOT, release
 from grading.release import ReleaseLeak, build_release, find_leaks
+from tests.conftest import TEST_SOURCE
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    return build_release(tmp_path_factory.mktemp("release") / "learner")
+    return build_release(tmp_path_factory.mktemp("release") / "learner", repository=TEST_SOURCE)
 
 
 def test_bundle_has_what_a_learner_needs(bundle: Path) -> None:
@@ -25,7 +26,7 @@ def test_bundle_has_what_a_learner_needs(bundle: Path) -> None:
     assert (bundle / "course" / "00_welcome.ipynb").exists()
     assert (bundle / "exercises" / "layers.py").exists()
     assert (bundle / "exercises" / "checks" / "layers.py").exists()
-    assert "jupyter lab course/" in (bundle / "README.md").read_text()
+    assert "python -m exercises lab" in (bundle / "README.md").read_text()  # the whole folder, chapter 0 first
     with zipfile.ZipFile(bundle.with_suffix(".zip")) as z:
         names = {n.split("/", 1)[1] for n in z.namelist()}
     assert names == {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
@@ -85,9 +86,52 @@ def test_leak_detector_catches_planted_leaks(bundle: Path, tmp_path: Path) -> No
 
 
 def test_a_leaking_release_is_refused_and_deleted(tmp_path: Path, monkeypatch) -> None:
-    import grading.release as release
-
     monkeypatch.setattr(release, "find_leaks", lambda bundle, root=PROJECT_ROOT: ["planted"])
     with pytest.raises(ReleaseLeak, match="planted"):
-        release.build_release(tmp_path / "out")
+        release.build_release(tmp_path / "out", repository=TEST_SOURCE)
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.zip").exists()
+
+
+def test_the_release_is_generated_from_solutions_never_from_the_working_copy(tmp_path: Path) -> None:
+    """An instructor who tried an exercise in their checkout ships the stub, not their answer."""
+    from grading.stubs import generate
+
+    root = tmp_path / "checkout"
+    for name in ("course", "exercises", "solutions", "grading"):
+        shutil.copytree(PROJECT_ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "environment.yml"):
+        shutil.copy2(PROJECT_ROOT / name, root / name)
+    layers = root / "exercises" / "layers.py"
+    stub = layers.read_text()
+    tried = stub.replace(stub[stub.index("def relu_forward"):stub.index("def relu_backward")],
+                         "def relu_forward(x):\n    return torch.clamp(x, min=0), x\n\n\n")
+    layers.write_text(tried)
+    (root / "exercises" / "scratch_notes.py").write_text("# the instructor's own scratch file\n")
+    bundle = release.build_release(tmp_path / "out", root=root, repository=TEST_SOURCE)
+    shipped = (bundle / "exercises" / "layers.py").read_text()
+    assert shipped == generate(root / "solutions")["layers.py"]
+    assert "torch.clamp(x, min=0)" not in shipped and "relu_forward is not implemented yet" in shipped
+    assert not (bundle / "exercises" / "scratch_notes.py").exists()
+
+
+def test_a_release_needs_the_learners_address_and_refuses_the_courses_own(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from exercises.kit.colab import REPOSITORY
+
+    for wrong in (None, "", REPOSITORY, REPOSITORY + ".git"):
+        with pytest.raises(release.ReleaseError, match="make release REPOSITORY="):
+            release.build_release(tmp_path / "out", repository=wrong)
+    proc = subprocess.run([sys.executable, "-m", "grading", "release", "-o", str(tmp_path / "cli")],
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=300)
+    assert proc.returncode == 1 and "make release REPOSITORY=" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "cli").exists()
+
+
+def test_the_release_notebooks_fetch_the_course_from_the_learners_address(bundle: Path) -> None:
+    for path in sorted((bundle / "course").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        badge, setup = "".join(cells[0]["source"]), "".join(cells[1]["source"])
+        assert TEST_SOURCE.removeprefix("https://github.com/") in badge, path.name
+        assert f'COURSE = "{TEST_SOURCE}"' in setup and "deep-practice/deep-practice" not in setup + badge

@@ -131,7 +131,7 @@ def test_drift_is_reported(tmp_path) -> None:
         'def f():\n    """Explained in course/x.ipynb, section "S"."""\n'
         '    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n')
     assert stubs.drift(tmp_path / "exercises", tmp_path / "solutions")  # missing stub
-    assert stubs.write(tmp_path / "exercises", tmp_path / "solutions") == ["m.py"]
+    assert stubs.write(tmp_path / "exercises", tmp_path / "solutions") == ["m.py", "kit/stub_digests.json"]
     assert stubs.drift(tmp_path / "exercises", tmp_path / "solutions") == []
     (tmp_path / "exercises" / "m.py").write_text("edited by hand\n")
     assert stubs.drift(tmp_path / "exercises", tmp_path / "solutions")

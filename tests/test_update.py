@@ -13,7 +13,7 @@ import pytest
 
 from exercises.kit.update import UpdateError, merge_exercise_module, update_course
 from grading.release import build_release
-from tests.conftest import REFERENCE_LAYERS
+from tests.conftest import REFERENCE_LAYERS, TEST_SOURCE
 
 NEW_FUNCTION = '''
 
@@ -38,7 +38,7 @@ def _implemented(stub: str) -> str:
 
 @pytest.fixture
 def releases(tmp_path: Path):
-    v1 = build_release(tmp_path / "v1")
+    v1 = build_release(tmp_path / "v1", repository=TEST_SOURCE)
     v2 = tmp_path / "v2"
     shutil.copytree(v1, v2)
     (v2 / "exercises" / "layers.py").write_text((v2 / "exercises" / "layers.py").read_text() + NEW_FUNCTION)
@@ -173,7 +173,7 @@ CHECK_RELU = ["-c", "from exercises.checks import check; from exercises.layers i
 
 def test_update_from_the_old_layout_keeps_the_work_and_lists_the_old_helpers(tmp_path: Path) -> None:
     learner = _old_copy_with_relu_done(tmp_path)
-    new = build_release(tmp_path / "new" / "learner-release")
+    new = build_release(tmp_path / "new" / "learner-release", repository=TEST_SOURCE)
     # The new release's updater, run on the old copy (what the learner README says to do once).
     proc = _run(["-m", "exercises", "update", "--into", str(learner), str(new)], cwd=new)
     assert proc.returncode == 0, proc.stderr
@@ -196,7 +196,7 @@ def test_the_old_updater_also_leaves_a_working_course(tmp_path: Path) -> None:
     """A learner who runs their old copy's own `python -m exercises update NEW` loses nothing either; a run
     of the new updater afterwards lists the files no release ships any more."""
     learner = _old_copy_with_relu_done(tmp_path)
-    new = build_release(tmp_path / "new" / "learner-release")
+    new = build_release(tmp_path / "new" / "learner-release", repository=TEST_SOURCE)
     proc = _run(["-m", "exercises", "update", str(new)], cwd=learner)  # the 0.1 updater
     assert proc.returncode == 0, proc.stderr
     assert "out = torch.where(x > 0, x, torch.zeros_like(x))" in (learner / "exercises" / "layers.py").read_text()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from exercises.checks.program import ImportFailed, Program, StepFailed, import_exercise_module, run_program
-from exercises.kit.catalogue import find
+from exercises.kit.catalogue import code_digests, find, untouched
 from exercises.kit.progress import progress_report, record_attempt
 
 __all__ = ["CheckFailed", "Mistake", "Property", "available_checks", "check", "evaluate", "show_progress"]
@@ -180,22 +180,38 @@ def _fresh_module(module: str) -> str | None:
     return None
 
 
-def check(name: str, *, verbose: bool = True, record: bool = True) -> bool:
+def _your_code(module: str, exercises: list[str]) -> tuple[dict[str, str], bool]:
+    """The digest of each of ``exercises``' code in your file as it is now, and whether all of it is still
+    exactly the stub the course gave you (a run on untouched stubs is not an attempt)."""
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec(f"exercises.{module}")
+        source = Path(spec.origin).read_text(encoding="utf-8") if spec and spec.origin else ""
+    except (OSError, UnicodeDecodeError, ImportError, ValueError):
+        source = ""
+    digests = {e: d for e, d in code_digests(source).items() if e in exercises}
+    return digests, bool(digests) and all(untouched(e, d) for e, d in digests.items())
+
+
+def check(name: str, *, verbose: bool = True, record: bool = True) -> None:
     """Run the visible check ``name`` (for example ``"relu"``) against your current code.
 
     Reloads your exercise module first, so edits are picked up without restarting the kernel.
-    Prints one line per property; raises ``CheckFailed`` listing the failures, returns ``True``
-    when all pass. Each run is recorded in your progress history (``exercises.kit.progress``).
+    Prints one line per property and raises ``CheckFailed`` listing the failures; returns nothing when
+    all pass. Each run is recorded in your progress history (``exercises.kit.progress``).
     """
     _load_registry()
     if name not in _REGISTRY:
         raise ValueError(f"no check named {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     props = _REGISTRY[name]()
     module = module_of(props, name)
+    code, stub = _your_code(module, list(dict.fromkeys(p.exercise for p in props)))
     problem = _fresh_module(module)
     if problem:
         if record:
-            record_attempt(name, module, {name: False}, [problem])
+            record_attempt(name, module, {name: False}, [problem], code=code, untouched=stub)
         raise CheckFailed(f"✗ {name}: {problem}")
 
     def run(program: Program) -> dict[str, Any]:
@@ -213,7 +229,7 @@ def check(name: str, *, verbose: bool = True, record: bool = True) -> bool:
         if not passed:
             failures.append(f"✗ {prop.exercise}: {prop.title}\n    {diagnosis}")
     if record:
-        record_attempt(name, module, results, [f.splitlines()[1].strip() for f in failures])
+        record_attempt(name, module, results, [f.splitlines()[1].strip() for f in failures], code=code, untouched=stub)
     if failures:
         summary = f"{len(failures)} of {len(props)} properties of '{name}' failed"
         if verbose:
@@ -221,4 +237,3 @@ def check(name: str, *, verbose: bool = True, record: bool = True) -> bool:
         raise CheckFailed(summary + ":\n" + "\n".join(failures))
     if verbose:
         print(f"All properties of '{name}' hold. Well done!")
-    return True

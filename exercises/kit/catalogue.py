@@ -18,6 +18,7 @@ instructor's checkout all give the same catalogue.
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
+STUB_MARK = "is not implemented yet"  # in every stub's message: "relu_forward is not implemented yet: see ..."
+STUB_DIGESTS = "stub_digests.json"  # beside this file: each exercise's code as generated, before any edit
 _EXPLAINED = re.compile(r'Explained in course/(?P<notebook>\d\d_[^\s/]+?)\.ipynb(?:, section "(?P<section>[^"]+)")?')
 
 
@@ -54,8 +57,7 @@ def _explained(node: ast.stmt) -> re.Match[str] | None:
     return None
 
 
-def module_exercises(source: str, module: str) -> list[Exercise]:
-    """The exercises defined in one module's ``source``, in the order of definition."""
+def _exercise_nodes(source: str) -> list[tuple[ast.stmt, re.Match[str]]]:
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -65,8 +67,30 @@ def module_exercises(source: str, module: str) -> list[Exercise]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             match = _explained(node)
             if match:
-                found.append(Exercise(node.name, module, match["notebook"], match["section"] or ""))
+                found.append((node, match))
     return found
+
+
+def module_exercises(source: str, module: str) -> list[Exercise]:
+    """The exercises defined in one module's ``source``, in the order of definition."""
+    return [Exercise(node.name, module, m["notebook"], m["section"] or "")  # type: ignore[attr-defined]
+            for node, m in _exercise_nodes(source)]
+
+
+def code_digests(source: str) -> dict[str, str]:
+    """``{exercise: digest of its code}`` for a module's ``source``: the syntax tree, so comments, blank lines
+    and formatting are not code. (A module that does not parse has no digests.)"""
+    return {node.name: hashlib.sha256(ast.dump(node).encode()).hexdigest()[:16]  # type: ignore[attr-defined]
+            for node, _ in _exercise_nodes(source)}
+
+
+def untouched(exercise: str, digest: str | None, package_dir: Path = PACKAGE_DIR) -> bool:
+    """Whether ``digest`` (from ``code_digests``) is the exercise's code exactly as the course generated it."""
+    try:
+        stubs = json.loads((Path(package_dir) / "kit" / STUB_DIGESTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return digest is not None and stubs.get(exercise) == digest
 
 
 def _section_positions(course_dir: Path, notebook: str) -> dict[str, int]:

@@ -21,6 +21,19 @@ def on_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+FAST_ENV = "COURSE_FAST"
+
+
+def fast_mode() -> bool:
+    """The course's one rule for its small, quick mode: on when ``COURSE_FAST=1``, off otherwise.
+
+    CI and the headless course run set it, to run every notebook in seconds on a small CPU. Unset, each
+    chapter runs at full size, which fits a laptop CPU; what needs a GPU (CIFAR-10 in chapter 4) runs
+    only when there is one, whatever the mode.
+    """
+    return os.environ.get(FAST_ENV) == "1"
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """The best available device: ``cuda``, then ``mps``, then ``cpu``.
 

@@ -277,6 +277,6 @@ class _NoBar:
 def _progress_bar(total: int | None, name: str, enabled: bool):
     if not enabled:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from exercises.kit.figures import progress_bar
 
-    return tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+    return progress_bar(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, leave=False)

@@ -1,7 +1,9 @@
-"""The course's figures: image grids, training curves and chapter 5's evaluation plots.
+"""The course's figures and live displays: image grids, progress bars, training curves, chapter 5's plots.
 
 Each function takes plain tensors, draws one figure and returns it; none of them calls your exercise
-code. ``show_images`` draws a grid of images (look at the data before any model); ``LivePlot``
+code. ``show_images`` draws a grid of images (look at the data before any model); ``progress_bar`` is a
+tqdm bar (a widget in JupyterLab, plain text where widgets are not shown: ``COURSE_TEXT_PROGRESS=1``, which
+the headless course run sets, so that the bars appear in its HTML); ``LivePlot``
 redraws loss and accuracy curves after every epoch; the rest are chapter 5's: confusion matrix,
 per-class scores, reliability diagram (it bins the confidences itself, with the rule of the contract
 of ``expected_calibration_error``: bin ``i`` holds ``(i/n, (i+1)/n]``, bin 0 also holds 0),
@@ -11,10 +13,22 @@ confidence intervals and a gallery of mistakes.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
+
+TEXT_PROGRESS_ENV = "COURSE_TEXT_PROGRESS"
+
+
+def progress_bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar over ``iterable`` (``tqdm`` keyword arguments pass through): the notebook widget
+    where one can be shown, else text; always text when ``COURSE_TEXT_PROGRESS=1``."""
+    if os.environ.get(TEXT_PROGRESS_ENV) == "1":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(iterable, **kwargs)
 
 
 def show_images(
@@ -162,8 +176,9 @@ def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
 def plot_reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, title: str = "",
                              ax=None):
     """Reliability diagram: per confidence bin, the accuracy (bars) against the mean confidence (the
-    diagonal is perfect calibration; the red part is each bin's gap), with the share of samples per bin
-    underneath. Draws into ``ax`` when given (a pair of axes, ``(bars, histogram)``), else a new figure."""
+    diagonal is perfect calibration; each bin's gap is red above the bar where the model is overconfident,
+    hatched over the bar's top where it is underconfident), with the share of samples per bin underneath.
+    Draws into ``ax`` when given (a pair of axes, ``(bars, histogram)``), else a new figure."""
     import matplotlib.pyplot as plt
 
     bins = reliability_bins(probs, labels, n_bins)
@@ -178,9 +193,16 @@ def plot_reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: 
     acc = torch.where(full, bins["accuracy"], torch.zeros_like(bins["accuracy"])).numpy()
     conf = torch.where(full, bins["confidence"], torch.zeros_like(bins["confidence"])).numpy()
     edges = edges.numpy()
-    top.bar(edges, acc, width=width, align="edge", color="tab:blue", edgecolor="white", label="accuracy")
-    top.bar(edges, conf - acc, bottom=acc, width=width, align="edge", color="tab:red", alpha=0.35,
-            edgecolor="white", label="gap to confidence")
+    top.bar(edges, acc, width=width, align="edge", color="tab:blue", edgecolor="white", label="accuracy in the bin")
+    # The gap between a bin's accuracy and its mean confidence, drawn apart for the two ways it can go: above
+    # the bar where the model is overconfident, and over the top of the bar (hatched) where it is underconfident.
+    over, under = conf > acc, conf < acc
+    if over.any():
+        top.bar(edges[over], (conf - acc)[over], bottom=acc[over], width=width, align="edge", color="tab:red",
+                alpha=0.35, edgecolor="white", label="overconfident: mean confidence above the bar")
+    if under.any():
+        top.bar(edges[under], (acc - conf)[under], bottom=conf[under], width=width, align="edge", color="none",
+                edgecolor="tab:orange", hatch="///", label="underconfident: mean confidence below the bar's top")
     top.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     top.set_ylim(0, 1)
     top.set_xlim(0, 1)

@@ -58,8 +58,9 @@ def load_history(path: Path | None = None) -> list[dict[str, Any]]:
 
 
 def record_attempt(check: str, module: str, results: dict[str, bool], failed: list[str],
-                   path: Path | None = None) -> None:
-    """Append one attempt at ``check``; ``results`` maps each exercise to whether all its properties held.
+                   path: Path | None = None, code: dict[str, str] | None = None, untouched: bool = False) -> None:
+    """Record one run of ``check``; ``results`` maps each exercise to whether all its properties held,
+    ``code`` each exercise to a digest of its code then, and ``untouched`` says the code was still the stub.
 
     Never raises: a check must work even where the history cannot be written.
     """
@@ -67,7 +68,8 @@ def record_attempt(check: str, module: str, results: dict[str, bool], failed: li
     try:
         attempts = load_history(path)
         attempts.append({"check": check, "module": module, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                         "passed": all(results.values()), "exercises": results, "failed": failed[:20]})
+                         "passed": all(results.values()), "exercises": results, "failed": failed[:20],
+                         "code": dict(code or {}), "untouched": untouched})
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -84,7 +86,7 @@ class CheckProgress:
     check: str
     chapter: int
     exercises: list[str]
-    attempts: int = 0
+    attempts: int = 0  # runs on code of yours that had changed since the run before (not on an untouched stub)
     attempts_to_pass: int | None = None  # attempts up to and including the first full pass
     passing_now: bool = False  # the latest attempt passed
     exercise_passed: dict[str, bool] = field(default_factory=dict)
@@ -100,8 +102,14 @@ def summarize(checks: list[tuple[str, list[str]]], history: list[dict[str, Any]]
     for name, exercises in sorted(checks, key=lambda c: min((order.get(e, (99, 0)) for e in c[1]), default=(99, 0))):
         chapter = min((order[e][0] for e in exercises if e in order), default=0)
         row = CheckProgress(name, chapter, exercises)
+        last_code: object = None
         for attempt in (a for a in history if a["check"] == name):
-            row.attempts += 1
+            if attempt.get("untouched"):
+                continue  # a run on the untouched stub (Run All, say) is not an attempt
+            code = attempt.get("code") or None
+            if code is None or code != last_code:  # the same code run again is not a new attempt
+                row.attempts += 1
+            last_code = code
             if attempt.get("passed") and row.attempts_to_pass is None:
                 row.attempts_to_pass = row.attempts
             row.passing_now = bool(attempt.get("passed"))
@@ -112,13 +120,20 @@ def summarize(checks: list[tuple[str, list[str]]], history: list[dict[str, Any]]
     return rows
 
 
+def _sentence(text: str) -> str:
+    """``text`` ending with exactly one full stop (diagnoses end with their own)."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def next_step(rows: list[CheckProgress]) -> str:
     """What to practise next: finish what you started, then the next check, then deliberate repetition."""
     started = [r for r in rows if r.attempts and not r.passing_now]
     if started:
         r = started[0]
-        hint = f" Last time: {r.last_failed[0]}." if r.last_failed else ""
-        return f"Keep going with check(\"{r.check}\") (chapter {r.chapter}): {r.attempts} attempt(s) so far.{hint}"
+        hint = f" Last time: {_sentence(r.last_failed[0])}" if r.last_failed else ""
+        tries = f"{r.attempts} attempt{'s' * (r.attempts != 1)}"
+        return f"Keep going with check(\"{r.check}\") (chapter {r.chapter}): {tries} so far.{hint}"
     fresh = [r for r in rows if not r.attempts]
     if fresh:
         r = fresh[0]

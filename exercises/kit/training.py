@@ -31,7 +31,7 @@ from torch import nn
 
 from exercises.kit.checkpoints import load_checkpoint, save_checkpoint
 from exercises.kit.datasets import MNIST_MEAN, MNIST_STD
-from exercises.kit.figures import LivePlot
+from exercises.kit.figures import LivePlot, progress_bar
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,6 @@ def fit(model: nn.Module, train_loader: Any, val_loader: Any, optimizer: torch.o
     shows tqdm bars (epochs, and batches within the epoch); ``plot`` is redrawn after each epoch;
     ``on_epoch_end(epoch, history)`` is called once the epoch's checkpoint is on disk.
     """
-    from tqdm.auto import tqdm
-
     history: list[dict[str, float]] = []
     start = 0
     stateful = {"scaler": scaler, "schedule": schedule,
@@ -212,10 +210,11 @@ def fit(model: nn.Module, train_loader: Any, val_loader: Any, optimizer: torch.o
         print(f"resumed from {checkpoint}: {start} of {epochs} epochs already done")
         if plot is not None and history:
             plot.update(history)
-    epochs_bar = tqdm(range(start + 1, epochs + 1), desc="epochs", disable=not progress, initial=start, total=epochs)
+    epochs_bar = progress_bar(range(start + 1, epochs + 1), desc="epochs", disable=not progress, initial=start,
+                              total=epochs)
     for epoch in epochs_bar:
         began = time.perf_counter()
-        batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
+        batches = progress_bar(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
         train_loss = train_one_epoch(model, batches, optimizer, device, scaler=scaler, amp_dtype=amp_dtype)
         metrics = evaluate(model, val_loader, device, amp_dtype=amp_dtype)
         history.append({"epoch": epoch, "train_loss": float(train_loss), "val_loss": float(metrics["loss"]),

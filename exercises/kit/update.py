@@ -27,10 +27,9 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exercises.kit.catalogue import exercise_modules
+from exercises.kit.catalogue import STUB_MARK, exercise_modules
 
 MANIFEST = ".course-release.json"
-STUB_MARK = "is not implemented yet"
 
 
 class UpdateError(ValueError):
