@@ -78,6 +78,16 @@ RELATIVE_BODY = REFERENCE[REFERENCE.index("    a64, b64 = (t.detach()"):]
 CORRECT = {
     "reference": REFERENCE,
     "micrograd's recursive topological sort": variant((BACKWARD_BODY, RECURSIVE_TOPO)),
+    "Kahn's algorithm: breadth-first, a node queued once all its users have run": variant((BACKWARD_BODY,
+        "        from collections import deque\n"
+        "        users: dict[Value, int] = {}\n        stack, seen = [self], {self}\n"
+        "        while stack:\n            node = stack.pop()\n            for child in node._prev:\n"
+        "                users[child] = users.get(child, 0) + 1\n                if child not in seen:\n"
+        "                    seen.add(child)\n                    stack.append(child)\n"
+        "        self.grad = 1.0\n        queue = deque([self])\n        while queue:\n"
+        "            node = queue.popleft()\n            node._backward()\n            for child in node._prev:\n"
+        "                users[child] -= 1\n                if users[child] == 0:\n"
+        "                    queue.append(child)\n")),
     "children kept in a set, as micrograd does": variant(("        self._prev = tuple(_children)\n",
                                                           "        self._prev = set(_children)\n")),
     "sigmoid built from tanh": variant((SIGMOID_BODY, "        return ((self * 0.5).tanh() + 1) * 0.5\n\n")),
@@ -143,7 +153,7 @@ MISTAKES: dict[str, tuple[str, str, str]] = {  # name -> (source, exercise, word
     "= instead of += in multiplication": (variant((MUL_BACKWARD, "            self.grad = other.data * out.grad\n"
                                                                  "            other.grad = self.data * out.grad\n")),
                                           "Value", "holds only one use's contribution"),
-    "breadth-first order": (variant((BACKWARD_BODY,
+    "naive breadth-first order (_backward as each node leaves the queue)": (variant((BACKWARD_BODY,
         "        from collections import deque\n"
         "        self.grad = 1.0\n        queue, seen = deque([self]), {self}\n"
         "        while queue:\n            node = queue.popleft()\n            node._backward()\n"

@@ -817,8 +817,10 @@ def conv_module_parameters(C: int, Fn: int, K: int) -> Property:
         # by layer.
         if not 0.02 * bound <= std <= 3 * bound:
             raise Mistake(f"Conv2d's weight has standard deviation {std:.3g}, far from the 1/√fan_in scale "
-                          f"({bound:.3g} for fan_in = C·K·K = {C * K * K}) that keeps activations at a steady size "
-                          "through layers: draw it uniform in [−1/√fan_in, 1/√fan_in], as nn.Conv2d does.")
+                          f"({bound:.3g} for fan_in = C·K·K = {C * K * K}) of nn.Conv2d's init (standard deviation "
+                          "1/√(3·fan_in)) and of He's (√(2/fan_in)): far smaller weights make the activations vanish "
+                          "layer after layer, far larger ones make them blow up. Draw it uniform in "
+                          "[−1/√fan_in, 1/√fan_in], as nn.Conv2d does.")
 
     return Property("Conv2d", f"has parameters weight {Fn}×{C}×{K}×{K} and bias {Fn}, at nn.Conv2d's scale", p, judge)
 
