@@ -279,8 +279,8 @@ def relative_error(a: torch.Tensor | float, b: torch.Tensor | float) -> float:
 
     computed in float64. 0 means identical. An element that is ``(1 + δ)`` times the other scores
     ``|δ| / (2 + δ) ≈ |δ| / 2`` (a factor 2: 1/3; a 0.1 % slip: 5e-4), while a correct gradient
-    against float64 finite differences scores below 1e-7: the course's pass mark is 1e-6. The 1e-8
-    floor makes two zeros agree instead of giving 0/0.
+    against float64 finite differences scores about 1e-10 divided by the size of its smallest entries:
+    the course's pass mark is 1e-6. The 1e-8 floor makes two zeros agree instead of giving 0/0.
 
     Args:
         a, b: tensors of the same shape (or Python numbers), any floating dtype.
