@@ -913,24 +913,26 @@ def _pre_activations(values: list[list[list[float]]], relu: list[bool], x: list[
     return pre
 
 
-def _telling(pre: list[float], nonlin: bool) -> bool:
+def _telling(pre: list[float], nonlin: bool, inactive: bool = False) -> bool:
     """Whether one layer's pre-activations make its mistakes show: none near the kink at 0; a ReLU layer of
     several units with both signs (a missing ReLU shows), a single ReLU unit active (its bias and gradients
-    show), a linear layer with a negative output (a ReLU that should not be there shows)."""
+    show) or, when ``inactive``, negative (a missing ReLU shows), a linear layer with a negative output (a
+    ReLU that should not be there shows)."""
     if any(abs(v) < 0.05 for v in pre):
         return False
     if nonlin:
-        return (min(pre) < 0 < max(pre)) if len(pre) > 1 else pre[0] > 0
+        return (min(pre) < 0 < max(pre)) if len(pre) > 1 else (pre[0] < 0) == inactive
     return min(pre) < 0
 
 
-def _random_values(sizes: list[int], relu: list[bool], x: list[float], seed: int) -> list[list[list[float]]]:
+def _random_values(sizes: list[int], relu: list[bool], x: list[float], seed: int,
+                   inactive: bool = False) -> list[list[list[float]]]:
     """Parameters in [−1, 1], ``values[layer][neuron] = [w..., b]``, whose every layer is ``_telling``."""
     for attempt in range(500):
         g = torch.Generator().manual_seed(seed + 1000 * attempt)
         values = [[(torch.rand(sizes[i] + 1, generator=g, dtype=torch.float64) * 2 - 1).tolist()
                    for _ in range(sizes[i + 1])] for i in range(len(sizes) - 1)]
-        if all(_telling(pre, r) for pre, r in zip(_pre_activations(values, relu, x), relu, strict=True)):
+        if all(_telling(pre, r, inactive) for pre, r in zip(_pre_activations(values, relu, x), relu, strict=True)):
             return values
     raise ValueError("no parameters found that make every layer's mistakes show: change the seed or the input")
 
@@ -1014,12 +1016,12 @@ def _judge_values(got: dict[str, Any], kind: str, sizes: list[int], relu: list[b
 
 
 def net_forward_backward(kind: str, nin: int, sizes: tuple[int, ...], x: list[float], seed: int,
-                         nonlin: bool = True) -> Property:
+                         nonlin: bool = True, inactive: bool = False) -> Property:
     """``kind`` (``Neuron``, ``Layer``, ``MLP``) has the contract's structure; with parameters set to known
     values its output, and the gradients ``backward()`` gives every input and parameter, agree with
-    torch's autograd in float64."""
+    torch's autograd in float64. ``inactive``: a single ReLU unit's pre-activation is negative."""
     layer_sizes, relu, call = _spec(kind, nin, sizes, nonlin)
-    values = _random_values(layer_sizes, relu, x, seed)
+    values = _random_values(layer_sizes, relu, x, seed, inactive)
     upstream = [1.0] if layer_sizes[-1] == 1 else [round(0.5 + 0.25 * k, 2) * (-1) ** k
                                                    for k in range(layer_sizes[-1])]
     p, model = _net_program(kind, nin, sizes, nonlin, seed)
@@ -1036,7 +1038,8 @@ def net_forward_backward(kind: str, nin: int, sizes: tuple[int, ...], x: list[fl
         _judge_structure(got["net"], kind, layer_sizes, relu, call)
         _judge_values(got, kind, layer_sizes, relu, call, values, x, upstream)
 
-    return Property(kind, f"{call}: structure, output and gradients agree with torch's autograd", p, judge)
+    where = " (a negative pre-activation)" if inactive else ""
+    return Property(kind, f"{call}{where}: structure, output and gradients agree with torch's autograd", p, judge)
 
 
 def net_parameters(kind: str, nin: int, sizes: tuple[int, ...], seed: int, nonlin: bool = True) -> Property:
@@ -1122,13 +1125,13 @@ def net_uses_generator(kind: str, nin: int, sizes: tuple[int, ...], seed: int) -
 
 def moons(n: int, seed: int, noise: float = 0.1) -> tuple[list[list[float]], list[float]]:
     """``n`` points of two interleaving half circles (scikit-learn's ``make_moons``), labels ±1."""
-    g = torch.Generator().manual_seed(seed)
+    draws = torch.Generator().manual_seed(seed)
     half = n // 2
-    t = torch.rand(n, generator=g, dtype=torch.float64) * math.pi
+    t = torch.rand(n, generator=draws, dtype=torch.float64) * math.pi
     upper = torch.arange(n) < half
     xs = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
     ys = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
-    points = torch.stack([xs, ys], 1) + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    points = torch.stack([xs, ys], 1) + noise * torch.randn(n, 2, generator=draws, dtype=torch.float64)
     labels = torch.where(upper, 1.0, -1.0)
     return points.tolist(), labels.tolist()
 
@@ -1167,6 +1170,7 @@ def mlp_check() -> list[Property]:
     """The visible check for ``Neuron``, ``Layer`` and ``MLP``."""
     return [
         net_forward_backward("Neuron", 3, (), [0.5, -1.2, 2.0], seed=1),
+        net_forward_backward("Neuron", 3, (), [0.5, -1.2, 2.0], seed=1, inactive=True),
         net_forward_backward("Neuron", 2, (), [1.5, -0.5], seed=2, nonlin=False),
         net_parameters("Neuron", 3, (), seed=3),
         net_forward_backward("Layer", 3, (4,), [0.7, -0.3, 1.1], seed=4),

@@ -679,6 +679,9 @@ def _judge_weight_grad(dw: Any, case: BackwardCase) -> bool:
         if tuple(dw.shape[:2]) == (C, Fn) and C != Fn:
             raise Mistake(f"conv2d_weight_grad returned {_shape(dw)}, C×F×…: the correlation gives the channels of x "
                           "first; swap the first two axes back, .transpose(0, 1), to get F×C×KH×KW.")
+        if tuple(dw.shape[:2]) in ((Fn, C), (C, Fn)) and padding and (dw.shape[2] < KH or dw.shape[3] < KW):
+            raise Mistake(f"conv2d_weight_grad returned {_shape(dw)}, smaller than the kernel {KH}×{KW}: the "
+                          f"padding is missing. Correlate the padded x, with {padding} zeros on each side.")
         if tuple(dw.shape[:2]) in ((Fn, C), (C, Fn)) and dw.shape[2] >= KH and dw.shape[3] >= KW:
             raise Mistake(f"conv2d_weight_grad returned {_shape(dw)}, larger than the kernel {KH}×{KW}: when the "
                           "stride does not divide H + 2·padding − KH the correlation has extra positions no weight "
@@ -1127,19 +1130,15 @@ def field_by_autograd(layers: list[tuple[int, ...]]) -> int:
     """The receptive field measured, not computed: the span of input pixels that receive a gradient from the
     first output of a stack of one-channel convolutions with positive weights (``(kernel, stride[, dilation])``
     per layer), along one axis."""
-    size = 1
-    jump = 1
-    for layer in layers:
-        kernel, stride = layer[0], layer[1]
-        dilation = layer[2] if len(layer) == 3 else 1
-        size += dilation * kernel * jump + stride * jump  # generous: every layer keeps at least one output
-        jump *= stride
+    geometry = [(layer[0], layer[1], layer[2] if len(layer) > 2 else 1) for layer in layers]
+    size, step = 1, 1
+    for k, s, d in geometry:
+        size += d * k * step + s * step  # generous: every layer keeps at least one output
+        step *= s
     x = torch.ones(1, 1, size, 1, dtype=torch.float64, requires_grad=True)
     h = x
-    for layer in layers:
-        kernel, stride = layer[0], layer[1]
-        dilation = layer[2] if len(layer) == 3 else 1
-        h = F.conv2d(h, torch.ones(1, 1, kernel, 1, dtype=torch.float64), stride=(stride, 1), dilation=(dilation, 1))
+    for k, s, d in geometry:
+        h = F.conv2d(h, torch.ones(1, 1, k, 1, dtype=torch.float64), stride=(s, 1), dilation=(d, 1))
     (grad,) = torch.autograd.grad(h[0, 0, 0, 0], x)
     touched = grad[0, 0, :, 0].nonzero().flatten()
     return int(touched.max() - touched.min()) + 1
@@ -1386,7 +1385,7 @@ def conv_backward_check() -> list[Property]:
 def conv_as_conv_check() -> list[Property]:
     plain = conv_case(2, 2, 6, 5, 4, 3, 3, 1, 1, seed=70)
     square = conv_case(2, 3, 6, 6, 3, 3, 3, 1, 0, seed=74)  # C == F: swapped channels keep the shapes
-    strided = conv_case(2, 3, 8, 7, 3, 3, 3, 2, 1, seed=78)  # 8 + 2 − 3 = 7 rows: one row past the last window
+    strided = conv_case(2, 3, 8, 7, 3, 3, 3, 2, 0, seed=78)  # 8 − 3 = 5: the last row is past the last window
     wide = conv_case(2, 2, 9, 8, 2, 3, 2, 3, 2, seed=82)
     return [conv_input_grad_values([plain, square]), conv_input_grad_values([plain, strided, wide]),
             conv_grad_bad_input("conv2d_input_grad"),

@@ -1109,10 +1109,8 @@ def _spatial_manual(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, ep
 
 def _spatial_scrambled(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:
     """Batch norm of ``x.reshape(-1, C)`` reshaped back: channels mixed up by a reshape without a permute."""
-    N, C, H, W = x.shape
-    flat = x.double().reshape(-1, C)
-    out = _bn_manual(flat, gamma, beta, eps, "biased")
-    return out.reshape(N, C, H, W)
+    channels = x.shape[1]
+    return _bn_manual(x.double().reshape(-1, channels), gamma, beta, eps, "biased").reshape(x.shape)
 
 
 def spatial_batchnorm_forward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
@@ -1168,7 +1166,12 @@ def spatial_batchnorm_backward_values(x: torch.Tensor, gamma: torch.Tensor, beta
             raise Mistake("spatial_batchnorm_forward's output is wrong, so its backward cannot be right: fix the "
                           "forward first.")
         _, (ex, eg, eb) = _grads_of(lambda a, g, b: _spatial_manual(a, g, b, eps), [x, gamma, beta], dout)
+        layout = ("the gradients are batch norm's in the wrong layout: bring dout to (N·H·W)×C exactly as the "
+                  "forward did (permute(0, 2, 3, 1), then reshape) and dx back with the inverse (reshape to "
+                  "N×H×W×C, then permute(0, 3, 1, 2)).")
         if not _matches(dbeta, eb, x.dtype):
+            if _matches(dbeta, dout.double().reshape(-1, x.shape[1]).sum(0), x.dtype):
+                raise Mistake(layout)
             raise Mistake("dbeta must be dout summed over N, H and W, per channel.")
         if not _matches(dgamma, eg, x.dtype):
             raise Mistake("dgamma must be dout·x̂ summed over N, H and W, per channel.")
@@ -1177,17 +1180,12 @@ def spatial_batchnorm_backward_values(x: torch.Tensor, gamma: torch.Tensor, beta
                                      "spatial_batchnorm_forward/backward")
             expect_unchanged(got["dout_after"], dout, "dout", "spatial_batchnorm_backward")
             return
-        N, C, H, W = x.shape
-        flat = _grads_of(lambda a: _bn_manual(a, gamma, beta, eps, "biased"),
-                         [x.double().permute(0, 2, 3, 1).reshape(-1, C)],
-                         dout.double().reshape(-1, C))[1][0]
-        if _matches(dx, flat.reshape(N, C, H, W), x.dtype) or _matches(
-                dx, _grads_of(lambda a: _bn_manual(a, gamma, beta, eps, "biased"),
-                              [x.double().permute(0, 2, 3, 1).reshape(-1, C)],
-                              dout.double().permute(0, 2, 3, 1).reshape(-1, C))[1][0].reshape(N, C, H, W), x.dtype):
-            raise Mistake("dx is batch norm's gradient in the wrong layout: bring dout to (N·H·W)×C exactly as the "
-                          "forward did (permute(0, 2, 3, 1), then reshape) and dx back with the inverse "
-                          "(reshape to N×H×W×C, then permute(0, 3, 1, 2)).")
+        channels = x.shape[1]
+        rows = x.double().permute(0, 2, 3, 1).reshape(-1, channels)
+        for dout_rows in (dout.double().reshape(-1, channels), dout.double().permute(0, 2, 3, 1).reshape(-1, channels)):
+            grad = _grads_of(lambda a: _bn_manual(a, gamma, beta, eps, "biased"), [rows], dout_rows)[1][0]
+            if _matches(dx, grad.reshape(x.shape), x.dtype):
+                raise Mistake(layout)
         raise Mistake(f"dx differs from autograd's at {_off(dx, ex, x.dtype)} of {x.numel()} elements: use your "
                       "batchnorm_backward on the same (N·H·W)×C layout as the forward.")
 

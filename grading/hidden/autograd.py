@@ -325,6 +325,11 @@ def neuron_four_inputs_h() -> Property:
 
 
 @hidden_test("Neuron")
+def neuron_inactive_h() -> Property:
+    return net_forward_backward("Neuron", 2, (), [1.3, -0.6], seed=68, inactive=True)
+
+
+@hidden_test("Neuron")
 def neuron_one_input_h() -> Property:
     return net_forward_backward("Neuron", 1, (), [-0.8], seed=52)
 
