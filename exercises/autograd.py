@@ -3,13 +3,15 @@
 # (Course maintainers: this file is generated from solutions/autograd.py by `python -m grading stubs`;
 # edit that file, not this one.)
 # ruff: noqa: F401  (imports the reference uses stay, for you to use too)
-"""A scalar autograd engine, and the tools that check any gradient numerically (chapter 2).
+"""A scalar autograd engine, the tools that check any gradient numerically, and a neural net on the engine
+(chapter 2).
 
 ``Value`` wraps one Python float and remembers the operation that produced it, so that
 ``loss.backward()`` can apply the chain rule through the whole computation, as PyTorch's autograd
 does for tensors (the design is Andrej Karpathy's micrograd). ``numerical_gradient`` and
 ``relative_error`` are how you convince yourself that a gradient is right: by comparing it with
-finite differences computed in float64.
+finite differences computed in float64. ``Neuron``, ``Layer`` and ``MLP`` (micrograd's ``nn``) build a
+network out of ``Value`` s that trains with nothing but your ``backward()``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from exercises.kit.validate import require_float_tensor, require_same_shape
+from exercises.kit.validate import require_float_tensor, require_generator, require_int_at_least, require_same_shape
 
 
 def _as_value(x: Value | float) -> Value:
@@ -275,9 +277,10 @@ def relative_error(a: torch.Tensor | float, b: torch.Tensor | float) -> float:
 
         max over elements of |a − b| / max(1e-8, |a| + |b|)
 
-    computed in float64. 0 means identical; in float64 a correct gradient usually gives below 1e-7
-    against finite differences, a wrong one 1e-2 or more. The 1e-8 floor makes two zeros agree
-    instead of giving 0/0.
+    computed in float64. 0 means identical. An element that is ``(1 + δ)`` times the other scores
+    ``|δ| / (2 + δ) ≈ |δ| / 2`` (a factor 2: 1/3; a 0.1 % slip: 5e-4), while a correct gradient
+    against float64 finite differences scores about 1e-10 divided by the size of its smallest entries:
+    the course's pass mark is 1e-6. The 1e-8 floor makes two zeros agree instead of giving 0/0.
 
     Args:
         a, b: tensors of the same shape (or Python numbers), any floating dtype.
@@ -292,3 +295,152 @@ def relative_error(a: torch.Tensor | float, b: torch.Tensor | float) -> float:
     raise NotImplementedError(
         "relative_error is not implemented yet: see course/02_backprop.ipynb, "
         "section \"Finite differences\".")
+
+
+# ----------------------------------------------------------------------------- a neural net on Value
+
+
+class Module:
+    """micrograd's base class (given): ``parameters()`` lists the trainable ``Value`` s, ``zero_grad()``
+    sets their ``grad`` back to 0 before the next ``backward()``."""
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = 0.0
+
+    def parameters(self) -> list[Value]:
+        return []
+
+
+def _optional_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    return None if generator is None else require_generator("generator", generator)
+
+
+class Neuron(Module):
+    """One unit: ``neuron(x) = relu(Σᵢ wᵢ·xᵢ + b)``, or ``Σᵢ wᵢ·xᵢ + b`` itself when ``nonlin`` is false.
+
+    Attributes (given): ``w``, a list of ``nin`` ``Value`` s drawn uniformly from ``[−1, 1]`` with
+    ``generator`` (torch's global generator when it is ``None``); ``b``, ``Value(0.0)``; ``nonlin``.
+
+    Explained in course/02_backprop.ipynb, section "A neural net on Value".
+    """
+
+    def __init__(self, nin: int, nonlin: bool = True, generator: torch.Generator | None = None) -> None:
+        require_int_at_least("nin", nin, 1)
+        draws = torch.rand(nin, generator=_optional_generator(generator), dtype=torch.float64) * 2 - 1
+        self.w = [Value(float(v)) for v in draws]
+        self.b = Value(0.0)
+        self.nonlin = bool(nonlin)
+
+    def __call__(self, x: Sequence[Value | float]) -> Value:
+        """The neuron's output, a ``Value``, for one input ``x``: a sequence of ``nin`` numbers or ``Value`` s
+        (or one of them alone when ``nin`` is 1).
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        x = [x] if isinstance(x, (Value, numbers.Real)) else list(x)  # one number: a one-input neuron's input
+        if len(x) != len(self.w):
+            raise ValueError(f"this neuron takes {len(self.w)} inputs; got {len(x)}")
+        raise NotImplementedError(
+            "__call__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def parameters(self) -> list[Value]:
+        """Every weight and the bias, each once.
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        raise NotImplementedError(
+            "parameters is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def __repr__(self) -> str:
+        return f"{'ReLU' if self.nonlin else 'Linear'}Neuron({len(self.w)})"
+
+
+class Layer(Module):
+    """``nout`` neurons side by side, each seeing the whole input. Attribute ``neurons``: the list of them,
+    each ``Neuron(nin, nonlin, generator)``.
+
+    Explained in course/02_backprop.ipynb, section "A neural net on Value".
+    """
+
+    def __init__(self, nin: int, nout: int, nonlin: bool = True, generator: torch.Generator | None = None) -> None:
+        """Create ``self.neurons``, drawing every neuron's weights from ``generator``.
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        require_int_at_least("nin", nin, 1)
+        require_int_at_least("nout", nout, 1)
+        generator = _optional_generator(generator)
+        raise NotImplementedError(
+            "__init__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
+        """The list of the neurons' outputs for the input ``x``; the single ``Value`` when there is one
+        neuron (as micrograd does, so that a network ending in one unit returns a number).
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        raise NotImplementedError(
+            "__call__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def parameters(self) -> list[Value]:
+        """Every neuron's parameters, in one flat list.
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        raise NotImplementedError(
+            "parameters is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def __repr__(self) -> str:
+        return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
+
+
+class MLP(Module):
+    """A multi-layer perceptron: ``layers`` of sizes ``nin → nouts[0] → … → nouts[−1]``, with a ReLU in
+    every layer but the last, which is linear (its outputs are scores, of any sign).
+
+    Explained in course/02_backprop.ipynb, section "A neural net on Value".
+    """
+
+    def __init__(self, nin: int, nouts: Sequence[int], generator: torch.Generator | None = None) -> None:
+        """Create ``self.layers``: ``Layer(nin, nouts[0])``, ``Layer(nouts[0], nouts[1])``, …, the last one
+        with ``nonlin=False``, all drawing from ``generator``.
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        require_int_at_least("nin", nin, 1)
+        if isinstance(nouts, (str, bytes)) or not isinstance(nouts, Sequence) or not nouts:
+            raise ValueError(f"nouts must be a non-empty list of layer sizes, got {nouts!r}")
+        for size in nouts:
+            require_int_at_least("each layer size in nouts", size, 1)
+        generator = _optional_generator(generator)
+        raise NotImplementedError(
+            "__init__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def __call__(self, x: Sequence[Value | float]) -> Value | list[Value]:
+        """The network's output for one input ``x`` (``nin`` numbers or ``Value`` s): each layer's output is
+        the next one's input; a single ``Value`` when the last layer has one unit.
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        raise NotImplementedError(
+            "__call__ is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def parameters(self) -> list[Value]:
+        """Every layer's parameters, in one flat list.
+
+        Explained in course/02_backprop.ipynb, section "A neural net on Value".
+        """
+        raise NotImplementedError(
+            "parameters is not implemented yet: see course/02_backprop.ipynb, "
+            "section \"A neural net on Value\".")
+
+    def __repr__(self) -> str:
+        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

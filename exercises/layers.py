@@ -344,6 +344,206 @@ def batchnorm_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, to
         "section \"Batch normalization\".")
 
 
+def _require_eps(eps: object) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"eps must be a positive number, got {eps!r}")
+
+
+def _require_features(name: str, value: object, d: int, x: torch.Tensor) -> None:
+    require_float_tensor(name, value)
+    require_shape(name, value, (d,), "D" if x.ndim == 2 else "C")
+    require_same_dtype(name, value, "x", x)
+
+
+def batchnorm_running_update(running_mean: torch.Tensor, running_var: torch.Tensor, x: torch.Tensor,
+                             momentum: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running statistics batch norm keeps for test time, after one training batch ``x: N×D``.
+
+    Per feature, with the batch mean ``μ`` and the **unbiased** batch variance ``s² = Σ_n (x[n] − μ)² / (N − 1)``
+    (what ``torch.nn.BatchNorm1d`` stores, although it normalizes the batch with the biased one)::
+
+        running_mean ← (1 − momentum) · running_mean + momentum · μ
+        running_var  ← (1 − momentum) · running_var  + momentum · s²
+
+    Args:
+        running_mean, running_var: ``D`` each, the statistics so far (PyTorch starts them at 0 and 1).
+        x: the training batch, ``N×D`` with ``N >= 2``, of their dtype.
+        momentum: the weight of the new batch, ``0 <= momentum <= 1`` (PyTorch's default is 0.1).
+
+    Returns:
+        ``(running_mean, running_var)``, new tensors of shape ``D``; the arguments are not modified.
+
+    Explained in course/02_backprop.ipynb, section "Batch normalization at test time".
+    """
+    require_float_tensor("x", x)
+    require_shape("x", x, (None, None), "N×D")
+    if x.shape[0] < 2:
+        raise ValueError(f"x must hold at least 2 samples for an unbiased variance, got {x.shape[0]}")
+    _require_features("running_mean", running_mean, x.shape[1], x)
+    _require_features("running_var", running_var, x.shape[1], x)
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+    raise NotImplementedError(
+        "batchnorm_running_update is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Batch normalization at test time\".")
+
+
+def batchnorm_eval_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, running_mean: torch.Tensor,
+                           running_var: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, Any]:
+    """Batch normalization at test time: the running statistics in place of the batch's.
+
+    ``out = γ · (x − running_mean) / √(running_var + eps) + β``, per feature: each sample on its own, so the
+    output for one sample does not depend on the others in the batch (a batch of one works). The same as
+    ``torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta, training=False, eps=eps)``.
+
+    Args:
+        x: ``N×D``; gamma, beta, running_mean, running_var: ``D`` each, all of ``x``'s dtype.
+        eps: added to the variance inside the square root, ``eps > 0``.
+
+    Returns:
+        ``(out, cache)``: ``out`` is ``N×D``.
+
+    Explained in course/02_backprop.ipynb, section "Batch normalization at test time".
+    """
+    require_float_tensor("x", x)
+    require_shape("x", x, (None, None), "N×D")
+    for name, value in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                        ("running_var", running_var)):
+        _require_features(name, value, x.shape[1], x)
+    _require_eps(eps)
+    raise NotImplementedError(
+        "batchnorm_eval_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Batch normalization at test time\".")
+
+
+def batchnorm_eval_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients through test-time batch normalization.
+
+    The running statistics are constants here, so ``x`` reaches the loss only through its own ``x̂``::
+
+        dx = dout · γ / √(running_var + eps)     dγ = Σ_n dout[n] · x̂[n]     dβ = Σ_n dout[n]
+
+    (exactly the "mean and variance held constant" formula that is wrong in training mode).
+
+    Args:
+        dout: the upstream gradient, ``N×D``; cache: the second value ``batchnorm_eval_forward`` returned.
+
+    Returns:
+        ``(dx, dgamma, dbeta)`` with the shapes and dtype of ``x``, ``gamma`` and ``beta``.
+
+    Explained in course/02_backprop.ipynb, section "Batch normalization at test time".
+    """
+    require_float_tensor("dout", dout)
+    raise NotImplementedError(
+        "batchnorm_eval_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Batch normalization at test time\".")
+
+
+def _require_images_and_channels(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> None:
+    require_float_tensor("x", x)
+    require_shape("x", x, (None, None, None, None), "N×C×H×W")
+    _require_features("gamma", gamma, x.shape[1], x)
+    _require_features("beta", beta, x.shape[1], x)
+    _require_eps(eps)
+
+
+def spatial_batchnorm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                              eps: float = 1e-5) -> tuple[torch.Tensor, Any]:
+    """Batch normalization of images in training mode: one mean and variance per **channel**, over the
+    batch and every position.
+
+    For ``x: N×C×H×W``, channel ``c`` is normalized with the mean and biased variance of its ``N·H·W``
+    values, ``x[:, c, :, :]``, then scaled by ``γ[c]`` and shifted by ``β[c]``: a convolution's filter
+    detects the same feature everywhere, so all its positions share statistics. The same as
+    ``torch.nn.functional.batch_norm(x, None, None, gamma, beta, training=True, eps=eps)``
+    (``nn.BatchNorm2d``). Build it from your ``batchnorm_forward``: move the channels last and flatten
+    the rest, ``(N·H·W)×C``.
+
+    Args:
+        x: ``N×C×H×W``; gamma, beta: ``C``, of ``x``'s dtype; eps: ``eps > 0``.
+
+    Returns:
+        ``(out, cache)``: ``out`` is ``N×C×H×W``.
+
+    Explained in course/02_backprop.ipynb, section "Spatial batch normalization".
+    """
+    _require_images_and_channels(x, gamma, beta, eps)
+    raise NotImplementedError(
+        "spatial_batchnorm_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Spatial batch normalization\".")
+
+
+def spatial_batchnorm_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients through spatial batch normalization: your ``batchnorm_backward`` on the same
+    ``(N·H·W)×C`` layout, ``dx`` brought back to ``N×C×H×W``.
+
+    Args:
+        dout: the upstream gradient, ``N×C×H×W``; cache: the second value ``spatial_batchnorm_forward`` returned.
+
+    Returns:
+        ``(dx, dgamma, dbeta)`` with the shapes and dtype of ``x`` (``N×C×H×W``), ``gamma`` and ``beta`` (``C``).
+
+    Explained in course/02_backprop.ipynb, section "Spatial batch normalization".
+    """
+    require_float_tensor("dout", dout)
+    raise NotImplementedError(
+        "spatial_batchnorm_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Spatial batch normalization\".")
+
+
+def layernorm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                      eps: float = 1e-5) -> tuple[torch.Tensor, Any]:
+    """Layer normalization: each **sample** normalized over its own features, the same in training and at
+    test time (no batch statistics, no running averages).
+
+    For ``x: N×D``, per sample ``n``, with the mean and **biased** variance of its ``D`` features::
+
+        μ[n] = (1/D) Σ_d x[n, d]     σ²[n] = (1/D) Σ_d (x[n, d] − μ[n])²
+        out[n] = γ · (x[n] − μ[n]) / √(σ²[n] + eps) + β              (γ, β: one per feature, D)
+
+    The same as ``torch.nn.functional.layer_norm(x, (D,), gamma, beta, eps)``. Do not call torch's
+    layer_norm.
+
+    Args:
+        x: ``N×D``; gamma, beta: ``D``, of ``x``'s dtype; eps: ``eps > 0``.
+
+    Returns:
+        ``(out, cache)``: ``out`` is ``N×D``.
+
+    Explained in course/02_backprop.ipynb, section "Layer normalization".
+    """
+    require_float_tensor("x", x)
+    require_shape("x", x, (None, None), "N×D")
+    _require_features("gamma", gamma, x.shape[1], x)
+    _require_features("beta", beta, x.shape[1], x)
+    _require_eps(eps)
+    raise NotImplementedError(
+        "layernorm_forward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Layer normalization\".")
+
+
+def layernorm_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients through layer normalization: batch norm's formula with the roles of the axes swapped.
+
+    With ``g = dout · γ`` and ``s = 1/√(σ²[n] + eps)``, the sums now run over the features of one sample::
+
+        dx[n] = (s / D) · (D·g[n] − Σ_d g[n, d] − x̂[n] · Σ_d g[n, d]·x̂[n, d])
+        dγ = Σ_n dout[n] · x̂[n]        dβ = Σ_n dout[n]     (γ and β are still shared by the batch)
+
+    Args:
+        dout: the upstream gradient, ``N×D``; cache: the second value ``layernorm_forward`` returned.
+
+    Returns:
+        ``(dx, dgamma, dbeta)`` with the shapes and dtype of ``x``, ``gamma`` and ``beta``.
+
+    Explained in course/02_backprop.ipynb, section "Layer normalization".
+    """
+    require_float_tensor("dout", dout)
+    raise NotImplementedError(
+        "layernorm_backward is not implemented yet: see course/02_backprop.ipynb, "
+        "section \"Layer normalization\".")
+
+
 # ----------------------------------------------------------------------------- a whole network
 
 PARAMETER_NAMES = ("W1", "b1", "W2", "b2")

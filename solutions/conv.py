@@ -14,6 +14,7 @@ pooling operations here, nor ``torch.autograd`` in a backward: computing them is
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -279,6 +280,123 @@ def conv2d_backward(dout: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch
     ### END SOLUTION
 
 
+# ----------------------------------------------------------------------------- the backward pass as convolutions
+
+
+def _require_gradient_inputs(dout: torch.Tensor, other: torch.Tensor, other_name: str, stride: int,
+                             padding: int) -> None:
+    require_float_tensor("dout", dout)
+    require_float_tensor(other_name, other)
+    for name, value in (("dout", dout), (other_name, other)):
+        if value.ndim != 4:
+            raise ValueError(f"{name} must have 4 dimensions; got shape {tuple(value.shape)}")
+    if dout.dtype != other.dtype or dout.device != other.device:
+        raise ValueError(f"dout must have the dtype and device of {other_name} ({other.dtype} on {other.device}); "
+                         f"got {dout.dtype} on {dout.device}")
+    require_int_at_least("stride", stride, 1)
+    require_int_at_least("padding", padding, 0)
+
+
+def _require_shape4(name: str, shape: object) -> tuple[int, int, int, int]:
+    if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) != 4
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape)):
+        raise ValueError(f"{name} must be four ints >= 1; got {shape!r}")
+    return int(shape[0]), int(shape[1]), int(shape[2]), int(shape[3])
+
+
+def _require_output_shape(dout: torch.Tensor, n: int, f: int, h: int, w: int, kh: int, kw: int, stride: int,
+                          padding: int) -> None:
+    require_window_fits((h, w), (kh, kw), (padding, padding))
+    want = (n, f, conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding))
+    if tuple(dout.shape) != want:
+        raise ValueError(f"dout must have the shape of the convolution's output, N×F×OH×OW = {want}; "
+                         f"got {tuple(dout.shape)}")
+
+
+def _dilate(dout: torch.Tensor, stride: int) -> torch.Tensor:
+    """``dout`` with ``stride − 1`` zeros between neighbouring entries along each spatial axis."""
+    n, f, oh, ow = dout.shape
+    spread = dout.new_zeros(n, f, (oh - 1) * stride + 1, (ow - 1) * stride + 1)
+    spread[:, :, ::stride, ::stride] = dout
+    return spread
+
+
+def conv2d_input_grad(input_shape: tuple[int, int, int, int] | torch.Size, w: torch.Tensor, dout: torch.Tensor,
+                      stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """``dx`` of a convolution, computed as a convolution: the **transposed convolution** of ``dout`` with ``w``.
+
+    Each input pixel received ``w[f, c, p, q]`` times every output whose window covered it, so::
+
+        dx = full correlation of dilate(dout, stride) with w flipped (w[:, :, ::−1, ::−1]) and its
+             channels swapped (C×F×KH×KW), then cropped by ``padding`` on each side
+
+    where ``dilate`` puts ``stride − 1`` zeros between the entries of ``dout``, "full" pads it with ``KH − 1``
+    (``KW − 1``) zeros on each side, and rows or columns of the padded input that no window reached (when
+    ``stride`` does not divide ``H + 2·padding − KH``) get zero gradient. Use your ``conv2d_forward`` for the
+    correlation. The same as ``torch.nn.grad.conv2d_input(input_shape, w, dout, stride, padding)`` and
+    ``conv2d_backward``'s ``dx``.
+
+    Args:
+        input_shape: ``(N, C, H, W)``, the shape of the forward's ``x`` (several sizes give the same output size
+            when ``stride > 1``, so it must be given).
+        w: the filters ``F×C×KH×KW``; dout: ``N×F×OH×OW``, the upstream gradient, of ``w``'s dtype.
+        stride: an int ``>= 1``; padding: an int ``>= 0``, as in the forward.
+
+    Returns:
+        ``dx`` of shape ``input_shape``, in ``dout``'s dtype.
+
+    Explained in course/03_convolution.ipynb, section "The backward pass as convolutions".
+    """
+    _require_gradient_inputs(dout, w, "w", stride, padding)
+    N, C, H, W = _require_shape4("input_shape", input_shape)
+    if w.shape[1] != C:
+        raise ValueError(f"w must have C = {C} input channels for an input of shape {(N, C, H, W)}; "
+                         f"got {tuple(w.shape)}")
+    _require_output_shape(dout, N, w.shape[0], H, W, w.shape[2], w.shape[3], stride, padding)
+    ### BEGIN SOLUTION
+    num_filters, _, KH, KW = w.shape
+    spread = _dilate(dout, stride)
+    rows_left = H + 2 * padding - (spread.shape[2] + KH - 1)  # rows no window reached: zero gradient
+    cols_left = W + 2 * padding - (spread.shape[3] + KW - 1)
+    full = F.pad(spread, (KW - 1, KW - 1 + cols_left, KH - 1, KH - 1 + rows_left))
+    flipped = w.flip(2, 3).transpose(0, 1)  # C×F×KH×KW
+    dxpad, _ = conv2d_forward(full, flipped, w.new_zeros(C), stride=1, padding=0)
+    return dxpad[:, :, padding : padding + H, padding : padding + W]
+    ### END SOLUTION
+
+
+def conv2d_weight_grad(x: torch.Tensor, weight_shape: tuple[int, int, int, int] | torch.Size, dout: torch.Tensor,
+                       stride: int = 1, padding: int = 0) -> torch.Tensor:
+    """``dw`` of a convolution, computed as a convolution: the correlation of ``x`` with ``dout``.
+
+    ``dw[f, c, p, q] = Σ_{n, i, j} dout[n, f, i, j] · xpad[n, c, i·stride + p, j·stride + q]``: a correlation
+    of the padded input with ``dout``, dilated by ``stride``, as the kernel, in which the images play the part
+    of the channels (``x`` seen as ``C×N×H×W``, ``dout`` as ``F×N×OH×OW``). Its result is ``C×F×…``: keep its
+    first ``KH×KW`` positions (more appear when ``stride`` does not divide ``H + 2·padding − KH``) and swap the
+    first two axes. Use your ``conv2d_forward`` for the correlation. The same as
+    ``torch.nn.grad.conv2d_weight(x, weight_shape, dout, stride, padding)`` and ``conv2d_backward``'s ``dw``.
+
+    Args:
+        x: the forward's input ``N×C×H×W``; weight_shape: ``(F, C, KH, KW)``; dout: ``N×F×OH×OW``, of ``x``'s dtype.
+        stride: an int ``>= 1``; padding: an int ``>= 0``, as in the forward.
+
+    Returns:
+        ``dw`` of shape ``weight_shape``, in ``dout``'s dtype.
+
+    Explained in course/03_convolution.ipynb, section "The backward pass as convolutions".
+    """
+    _require_gradient_inputs(dout, x, "x", stride, padding)
+    num_filters, C, KH, KW = _require_shape4("weight_shape", weight_shape)
+    if x.shape[1] != C:
+        raise ValueError(f"weight_shape must have C = {x.shape[1]} input channels, those of x; got {weight_shape}")
+    _require_output_shape(dout, x.shape[0], num_filters, x.shape[2], x.shape[3], KH, KW, stride, padding)
+    ### BEGIN SOLUTION
+    kernel = _dilate(dout, stride).transpose(0, 1)  # F × N × ((OH−1)·s + 1) × ((OW−1)·s + 1)
+    out, _ = conv2d_forward(x.transpose(0, 1), kernel, x.new_zeros(num_filters), stride=1, padding=padding)
+    return out[:, :, :KH, :KW].transpose(0, 1)  # C×F×… → F×C×KH×KW
+    ### END SOLUTION
+
+
 # ----------------------------------------------------------------------------- max pooling
 
 
@@ -426,3 +544,100 @@ class Conv2d(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}")
+
+
+# ----------------------------------------------------------------------------- receptive fields and costs
+
+
+def receptive_field(layers: Sequence[tuple[int, int] | tuple[int, int, int]]) -> int:
+    """How many input pixels, along one axis, one output of a stack of convolutions and poolings sees.
+
+    ``layers`` lists ``(kernel_size, stride)`` or ``(kernel_size, stride, dilation)`` per layer, first layer
+    first (a max pooling is ``(kernel_size, stride)`` too; padding does not change the answer). A layer
+    widens the field by ``dilation·(kernel_size − 1)`` of *its* input's pixels, each of which is ``jump``
+    pixels of the network's input apart, ``jump`` being the product of the strides of the layers before it::
+
+        r = 1 + Σ_l dilation_l · (kernel_size_l − 1) · Π_{i<l} stride_i
+
+    Args:
+        layers: a sequence of tuples of ints ``>= 1``; empty for no layer (the field is then 1).
+
+    Returns:
+        ``r``, a Python ``int``.
+
+    Explained in course/03_convolution.ipynb, section "Receptive fields".
+    """
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise ValueError(f"layers must be a list of (kernel_size, stride) or (kernel_size, stride, dilation) "
+                         f"tuples; got {type(layers).__name__}")
+    for layer in layers:
+        if (not isinstance(layer, (tuple, list)) or len(layer) not in (2, 3)
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in layer)):
+            raise ValueError(f"each layer must be (kernel_size, stride) or (kernel_size, stride, dilation), "
+                             f"ints >= 1; got {layer!r}")
+    ### BEGIN SOLUTION
+    field, jump = 1, 1
+    for layer in layers:
+        kernel, stride = layer[0], layer[1]
+        dilation = layer[2] if len(layer) == 3 else 1
+        field += dilation * (kernel - 1) * jump
+        jump *= stride
+    return field
+    ### END SOLUTION
+
+
+def conv2d_num_parameters(in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                          bias: bool = True) -> int:
+    """The number of learned numbers in a convolution layer: ``F·C·KH·KW`` weights, plus ``F`` biases when
+    ``bias`` is true. The same as ``sum(p.numel() for p in nn.Conv2d(C, F, kernel_size, bias=bias).parameters())``.
+
+    Args:
+        in_channels: ``C``; out_channels: ``F``; kernel_size: ``K`` or ``(KH, KW)``, ints ``>= 1``.
+        bias: whether the layer has biases.
+
+    Returns:
+        A Python ``int``.
+
+    Explained in course/03_convolution.ipynb, section "Counting parameters and FLOPs".
+    """
+    require_int_at_least("in_channels", in_channels, 1)
+    require_int_at_least("out_channels", out_channels, 1)
+    KH, KW = require_int_pair("kernel_size", kernel_size, 1)
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
+    ### BEGIN SOLUTION
+    return out_channels * in_channels * KH * KW + (out_channels if bias else 0)
+    ### END SOLUTION
+
+
+def conv2d_flops(in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 input_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
+                 padding: int | tuple[int, int] = 0) -> int:
+    """The floating-point operations of a convolution's forward pass for **one** image.
+
+    Every output ``(f, i, j)`` is a sum of ``C·KH·KW`` products: that many multiply–accumulates, each counted
+    as 2 FLOPs (a multiplication and an addition), and ``F·OH·OW`` outputs, so
+    ``2·C·KH·KW·F·OH·OW`` with ``OH``, ``OW`` from ``conv_output_size``. The bias is not counted. The same
+    as ``torch.utils.flop_counter.FlopCounterMode`` counts for ``F.conv2d`` on a batch of one. (Some tools,
+    fvcore among them, report multiply–accumulates and call them FLOPs: half this number.)
+
+    Args:
+        in_channels: ``C``; out_channels: ``F``; kernel_size: ``K`` or ``(KH, KW)``.
+        input_size: ``H`` (square) or ``(H, W)``; stride, padding: an int or a pair, as in ``conv_output_size``.
+
+    Returns:
+        A Python ``int``.
+
+    Explained in course/03_convolution.ipynb, section "Counting parameters and FLOPs".
+    """
+    require_int_at_least("in_channels", in_channels, 1)
+    require_int_at_least("out_channels", out_channels, 1)
+    KH, KW = require_int_pair("kernel_size", kernel_size, 1)
+    H, W = require_int_pair("input_size", input_size, 1)
+    SH, SW = require_int_pair("stride", stride, 1)
+    PH, PW = require_int_pair("padding", padding, 0)
+    require_window_fits((H, W), (KH, KW), (PH, PW))
+    ### BEGIN SOLUTION
+    OH, OW = conv_output_size(H, KH, SH, PH), conv_output_size(W, KW, SW, PW)
+    return 2 * in_channels * KH * KW * out_channels * OH * OW
+    ### END SOLUTION

@@ -123,7 +123,9 @@ def build_cnn(in_channels: int = 3, num_classes: int = 10) -> nn.Module:
     require_count("num_classes", num_classes, 2)
     ### BEGIN SOLUTION
     head = nn.Linear(128, num_classes)
-    nn.init.zeros_(head.weight)  # every class equally likely at first: the initial loss is exactly ln(C)
+    # Zero weights: every logit starts at its class's bias (nn.Linear's small uniform draw), the same for every
+    # input, so predictions start near uniform and the loss near ln(C) (exactly ln(C) only with the bias zeroed too).
+    nn.init.zeros_(head.weight)
     layers: list[nn.Module] = []
     channels = in_channels
     for width in (32, 64, 128):  # conv 3×3 → batch norm → ReLU, then halve the image (28 → 14 → 7)

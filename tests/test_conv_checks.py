@@ -299,6 +299,112 @@ MISTAKES = {  # name -> (source, {failing exercise: words its diagnosis must con
 }
 
 
+# ----------------------------------------------------------------------------- the backward pass as convolutions,
+# receptive fields, counting
+
+INPUT_FLIP = "    flipped = w.flip(2, 3).transpose(0, 1)  # C×F×KH×KW\n"
+INPUT_SPREAD = "    spread = _dilate(dout, stride)\n"
+INPUT_PAD = "    full = F.pad(spread, (KW - 1, KW - 1 + cols_left, KH - 1, KH - 1 + rows_left))\n"
+INPUT_CROP = "    return dxpad[:, :, padding : padding + H, padding : padding + W]\n"
+WEIGHT_KERNEL = "    kernel = _dilate(dout, stride).transpose(0, 1)  # F × N × ((OH−1)·s + 1) × ((OW−1)·s + 1)\n"
+WEIGHT_CONV = ("    out, _ = conv2d_forward(x.transpose(0, 1), kernel, x.new_zeros(num_filters), stride=1, "
+               "padding=padding)\n")
+WEIGHT_RETURN = "    return out[:, :, :KH, :KW].transpose(0, 1)  # C×F×… → F×C×KH×KW\n"
+FIELD_STEP = "        field += dilation * (kernel - 1) * jump\n        jump *= stride\n"
+PARAMS = "    return out_channels * in_channels * KH * KW + (out_channels if bias else 0)\n"
+FLOPS = "    return 2 * in_channels * KH * KW * out_channels * OH * OW\n"
+AS_CONV, FIELD, COUNTING = ["conv_as_conv"], ["receptive_field"], ["conv_counting"]
+NEW_CHECKS = AS_CONV + FIELD + COUNTING
+CORRECT["reference"] = (REFERENCE, FUNCTIONAL + MODULE + NEW_CHECKS)
+
+CORRECT.update({
+    "input gradient by col2im of the transposed product": (conv_many(
+        (INPUT_SPREAD, "    cols = w.reshape(num_filters, -1).t() @ dout.reshape(N, num_filters, -1)\n"
+                       "    return col2im(cols, (N, C, H, W), (KH, KW), stride, padding)\n"
+                       "    spread = _dilate(dout, stride)\n")), NEW_CHECKS),
+    "weight gradient by einsum over im2col's windows": (conv_many(
+        (WEIGHT_KERNEL, "    cols = im2col(x, weight_shape[2:], stride, padding)\n"
+                        "    flat = torch.einsum('nfl,nkl->fk', dout.reshape(dout.shape[0], num_filters, -1), cols)\n"
+                        "    return flat.reshape(weight_shape)\n" + WEIGHT_KERNEL)), NEW_CHECKS),
+    "input gradient with the padding cropped by F.pad with negative amounts": (conv_many(
+        (INPUT_CROP, "    return F.pad(dxpad, (-padding, -padding, -padding, -padding))\n")), NEW_CHECKS),
+    "receptive field from the last layer back": (conv(
+        "    field, jump = 1, 1\n    for layer in layers:\n        kernel, stride = layer[0], layer[1]\n"
+        "        dilation = layer[2] if len(layer) == 3 else 1\n" + FIELD_STEP + "    return field\n",
+        "    field = 1\n    for layer in reversed(layers):\n        dilation = layer[2] if len(layer) == 3 else 1\n"
+        "        field = (field - 1) * layer[1] + dilation * (layer[0] - 1) + 1\n    return field\n"), NEW_CHECKS),
+    "counts through conv_output_size's product and a bias term": (conv_many(
+        (PARAMS, "    weights = out_channels * in_channels * KH * KW\n    return weights + out_channels * int(bias)\n"),
+        (FLOPS, "    macs = (in_channels * KH * KW) * (out_channels * OH * OW)\n    return macs + macs\n")),
+        NEW_CHECKS),
+})
+
+MISTAKES.update({
+    "input gradient: kernel not flipped": (conv(INPUT_FLIP, "    flipped = w.transpose(0, 1)\n"),
+                                           {"conv2d_input_grad": "the kernel flipped"}, AS_CONV),
+    "input gradient: channels not swapped": (conv(INPUT_FLIP, "    flipped = w.flip(2, 3)\n"),
+                                             {"conv2d_input_grad": "as many input channels"}, AS_CONV),
+    "input gradient: dout not dilated": (conv(INPUT_SPREAD, "    spread = dout\n"),
+                                         {"conv2d_input_grad": "right with stride 1 but wrong with stride"}, AS_CONV),
+    "input gradient: rows past the last window left out": (conv(INPUT_PAD, "    full = F.pad(spread, "
+                                                                "(KW - 1, KW - 1, KH - 1, KH - 1))\n"),
+                                                           {"conv2d_input_grad": "short of input_shape"}, AS_CONV),
+    "input gradient: padding not cropped": (conv(INPUT_CROP, "    return dxpad\n"),
+                                            {"conv2d_input_grad": "the padded shape"}, AS_CONV),
+    "weight gradient: axes not swapped back": (conv(WEIGHT_RETURN, "    return out[:, :, :KH, :KW]\n"),
+                                               {"conv2d_weight_grad": "swap the first two axes back"}, AS_CONV),
+    "weight gradient: extra positions kept": (conv(WEIGHT_RETURN, "    return out.transpose(0, 1)\n"),
+                                              {"conv2d_weight_grad": "larger than the kernel"}, AS_CONV),
+    "weight gradient: dout not dilated": (conv(WEIGHT_KERNEL, "    kernel = dout.transpose(0, 1)\n"),
+                                          {"conv2d_weight_grad": "right with stride 1 but wrong with stride"}, AS_CONV),
+    "weight gradient: x not padded": (conv(WEIGHT_CONV, WEIGHT_CONV.replace("padding=padding", "padding=0")),
+                                      {"conv2d_weight_grad": "the padding is missing"}, AS_CONV),
+    "receptive field ignoring the strides": (conv(FIELD_STEP, "        field += dilation * (kernel - 1)\n"),
+                                             {"receptive_field": "ignores the strides"}, FIELD),
+    "receptive field with the stride of the layer itself": (
+        conv(FIELD_STEP, "        jump *= stride\n        field += dilation * (kernel - 1) * jump\n"),
+        {"receptive_field": "own stride too"}, FIELD),
+    "receptive field ignoring the dilation": (conv(FIELD_STEP, "        field += (kernel - 1) * jump\n"
+                                                               "        jump *= stride\n"),
+                                              {"receptive_field": "ignores the dilation"}, FIELD),
+    "receptive field off by one": (conv("    field, jump = 1, 1\n", "    field, jump = 0, 1\n"),
+                                   {"receptive_field": "off by one"}, FIELD),
+    "receptive field as a float": (conv("        jump *= stride\n    return field\n",
+                                        "        jump *= stride\n    return float(field)\n"),
+                                   {"receptive_field": "returned the float"}, FIELD),
+    "parameters without the biases": (conv(PARAMS, "    return out_channels * in_channels * KH * KW\n"),
+                                      {"conv2d_num_parameters": "the biases are missing"}, COUNTING),
+    "parameters counting biases when there are none": (conv(PARAMS, "    return out_channels * in_channels * KH * KW"
+                                                                     " + out_channels\n"),
+                                                       {"conv2d_num_parameters": "bias=False still counts"}, COUNTING),
+    "FLOPs as multiply–accumulates": (conv(FLOPS, "    return in_channels * KH * KW * out_channels * OH * OW\n"),
+                                      {"conv2d_flops": "it counts multiply–accumulates"}, COUNTING),
+    "FLOPs over the input's size": (conv(FLOPS, "    return 2 * in_channels * KH * KW * out_channels * H * W\n"),
+                                    {"conv2d_flops": "it uses the input's size"}, COUNTING),
+    "FLOPs with the bias additions": (conv(FLOPS, FLOPS.replace(" * OH * OW\n",
+                                                                " * OH * OW + out_channels * OH * OW\n")),
+                                      {"conv2d_flops": "it adds the bias"}, COUNTING),
+})
+LISTED_NEW = {  # the new exercises' mistakes, caught by the hidden tests too
+    "input gradient: kernel not flipped": {"conv2d_input_grad": "the kernel flipped"},
+    "input gradient: dout not dilated": {"conv2d_input_grad": "right with stride 1 but wrong with stride"},
+    "input gradient: rows past the last window left out": {"conv2d_input_grad": "short of input_shape"},
+    "weight gradient: axes not swapped back": {"conv2d_weight_grad": "swap the first two axes back"},
+    "weight gradient: extra positions kept": {"conv2d_weight_grad": "larger than the kernel"},
+    "weight gradient: dout not dilated": {"conv2d_weight_grad": "right with stride 1 but wrong with stride"},
+    "weight gradient: x not padded": {"conv2d_weight_grad": "the padding is missing"},
+    "receptive field ignoring the strides": {"receptive_field": "ignores the strides"},
+    "receptive field with the stride of the layer itself": {"receptive_field": "own stride too"},
+    "receptive field ignoring the dilation": {"receptive_field": "ignores the dilation"},
+    "receptive field off by one": {"receptive_field": "off by one"},
+    "parameters without the biases": {"conv2d_num_parameters": "the biases are missing"},
+    "parameters counting biases when there are none": {"conv2d_num_parameters": "bias=False still counts"},
+    "FLOPs as multiply–accumulates": {"conv2d_flops": "multiply–accumulates"},
+    "FLOPs over the input's size": {"conv2d_flops": "the input's size"},
+    "FLOPs with the bias additions": {"conv2d_flops": "adds the bias"},
+}
+
+
 @pytest.fixture(scope="module")
 def as_package(tmp_path_factory):
     """Install a conv.py source as a throwaway package; return a program runner for it."""
@@ -335,15 +441,16 @@ def test_each_mistake_fails_with_its_diagnosis(name: str, as_package) -> None:
 
 def test_the_stubs_fail_every_property_as_not_implemented(as_package) -> None:
     run = as_package(STUB)
-    for prop in _properties(FUNCTIONAL + MODULE):
+    for prop in _properties(FUNCTIONAL + MODULE + NEW_CHECKS):
         passed, message = evaluate(prop, run)
         assert not passed and "not implemented yet" in message, (prop.exercise, prop.title, message)
 
 
 def test_every_exercise_of_the_chapter_has_a_visible_check() -> None:
-    covered = {p.exercise for p in _properties(FUNCTIONAL + MODULE)}
+    covered = {p.exercise for p in _properties(FUNCTIONAL + MODULE + NEW_CHECKS)}
     assert covered == {"conv_output_size", "conv2d_forward_naive", "im2col", "col2im", "conv2d_forward",
-                       "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "Conv2d"}
+                       "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward", "Conv2d", "conv2d_input_grad",
+                       "conv2d_weight_grad", "receptive_field", "conv2d_num_parameters", "conv2d_flops"}
 
 
 MEASURED = """
@@ -401,7 +508,7 @@ def test_check_passes_on_the_reference_and_rereads_an_edit(learner_file: Path, c
 
 # ----------------------------------------------------------------------------- the hidden tests, in-process
 
-LISTED_MISTAKES = {  # the mistakes issue 5 lists, and the hidden tests' diagnoses of them
+LISTED_MISTAKES = {  # the mistakes issue 5 lists (and LISTED_NEW), and the hidden tests' diagnoses of them
     "size: no + 1": {"conv_output_size": "the + 1 is missing"},
     "naive: own size formula, off by one": {"conv2d_forward_naive": "the + 1 is missing"},
     "naive: padding on one side": {"conv2d_forward_naive": "bottom and right only"},
@@ -422,6 +529,7 @@ LISTED_MISTAKES = {  # the mistakes issue 5 lists, and the hidden tests' diagnos
     "im2col: calls unfold": {"im2col": "called torch.nn.functional.unfold"},
     "backward: autograd": {"conv2d_backward": "torch.Tensor.backward"},
     "Conv2d: no autograd.Function": {"Conv2d": "your conv2d_backward never ran"},
+    **LISTED_NEW,
 }
 HIDDEN_CORRECT = {  # correct variants, and the exercises whose hidden tests they must pass
     "im2col by as_strided": ["im2col", "conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward"],
@@ -434,6 +542,11 @@ HIDDEN_CORRECT = {  # correct variants, and the exercises whose hidden tests the
     "max pool: first of the tied maxima by a cumsum mask": ["maxpool2d_forward", "maxpool2d_backward"],
     "Conv2d saves tensors and recomputes the forward": ["Conv2d"],
     "Conv2d with CS231n's 0.01·randn weights": ["Conv2d"],
+    "input gradient by col2im of the transposed product": ["conv2d_input_grad"],
+    "weight gradient by einsum over im2col's windows": ["conv2d_weight_grad"],
+    "input gradient with the padding cropped by F.pad with negative amounts": ["conv2d_input_grad"],
+    "receptive field from the last layer back": ["receptive_field"],
+    "counts through conv_output_size's product and a bias term": ["conv2d_num_parameters", "conv2d_flops"],
 }
 
 
@@ -477,3 +590,22 @@ def test_a_property_judged_twice_gives_the_same_verdict(as_package) -> None:
     for prop in props:
         assert evaluate(prop, run) == (True, ""), prop.title
         assert evaluate(prop, run) == (True, ""), f"second judging: {prop.title}"
+
+
+def test_the_counting_and_field_oracles_agree_with_torch() -> None:
+    """The FLOP judge counts torch's own outputs (torch's FLOP counter imports its compiler, seconds a
+    check should not pay): the two agree. The field judge measures with autograd: known answers."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from exercises.checks.conv import field_by_autograd, flops_by_torch
+
+    for c, f, k, size, s, p in ((3, 16, 3, 32, 1, 1), (2, 5, (3, 7), (20, 31), (2, 1), (1, 3)), (4, 4, 1, 9, 3, 0)):
+        (kh, kw), (h, w) = ((k, k) if isinstance(k, int) else k), ((size, size) if isinstance(size, int) else size)
+        with FlopCounterMode(display=False) as counter:
+            torch.nn.functional.conv2d(torch.empty(1, c, h, w, device="meta"), torch.empty(f, c, kh, kw, device="meta"),
+                                       stride=s, padding=p)
+        assert flops_by_torch(c, f, k, size, s, p) == counter.get_total_flops()
+    assert field_by_autograd([(3, 1), (3, 1)]) == 5
+    assert field_by_autograd([(3, 1, 2)]) == 5
+    assert field_by_autograd([(2, 2), (2, 2), (2, 2)]) == 8
+    assert field_by_autograd([]) == 1

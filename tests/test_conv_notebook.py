@@ -26,8 +26,8 @@ def test_starts_with_a_title_then_autoreload_and_imports() -> None:
 def test_runs_every_visible_check_of_the_chapter_in_order() -> None:
     source = "\n".join(c.source for c in _cells() if c.cell_type == "code")
     calls = re.findall(r'check\("(\w+)"\)', source)
-    assert calls == ["conv_output_size", "conv_naive", "im2col", "conv_forward", "col2im", "conv_backward", "maxpool",
-                     "conv_module"]
+    assert calls == ["conv_output_size", "conv_naive", "im2col", "conv_forward", "col2im", "conv_backward",
+                     "conv_as_conv", "maxpool", "conv_module", "receptive_field", "conv_counting"]
 
 
 def test_every_explained_in_section_is_a_heading() -> None:
@@ -35,7 +35,7 @@ def test_every_explained_in_section_is_a_heading() -> None:
                 for line in c.source.splitlines() if line.startswith("#")}
     solution = (PROJECT_ROOT / "solutions" / "conv.py").read_text(encoding="utf-8")
     sections = set(re.findall(r'Explained in course/03_convolution\.ipynb, section "([^"]+)"', solution))
-    assert len(sections) == 7 and sections <= headings, sections - headings
+    assert len(sections) == 10 and sections <= headings, sections - headings
 
 
 def test_shows_a_real_image_trains_to_97_percent_and_times_the_ladder() -> None:

@@ -18,12 +18,15 @@ import torch
 from exercises.checks import Property, evaluate
 from exercises.checks.layers import (
     batchnorm_check,
+    batchnorm_eval_check,
     dropout_check,
     dropout_train_statistics,
+    layernorm_check,
     linear_check,
     relu_check,
     sigmoid_check,
     softmax_cross_entropy_check,
+    spatial_batchnorm_check,
     tanh_check,
     two_layer_net_check,
 )
@@ -44,11 +47,22 @@ CHECK_OF = {  # exercise -> its visible check
     "softmax_cross_entropy": softmax_cross_entropy_check,
     "dropout_forward": dropout_check, "dropout_backward": dropout_check,
     "batchnorm_forward": batchnorm_check, "batchnorm_backward": batchnorm_check,
+    "batchnorm_running_update": batchnorm_eval_check, "batchnorm_eval_forward": batchnorm_eval_check,
+    "batchnorm_eval_backward": batchnorm_eval_check,
+    "spatial_batchnorm_forward": spatial_batchnorm_check, "spatial_batchnorm_backward": spatial_batchnorm_check,
+    "layernorm_forward": layernorm_check, "layernorm_backward": layernorm_check,
     "two_layer_net_loss": two_layer_net_check,
 }
 CHAPTER_2 = [e for e in CHECK_OF if not e.startswith("relu")]
-# two_layer_net_loss is built from the learner's own layers: their mistakes reach it too.
-USED_BY_NET = {"linear_forward", "linear_backward", "relu_forward", "relu_backward", "softmax_cross_entropy"}
+# two_layer_net_loss is built from the learner's own layers, spatial batch norm from batch norm: their
+# mistakes reach them too.
+USED_BY = {"two_layer_net_loss": {"linear_forward", "linear_backward", "relu_forward", "relu_backward",
+                                  "softmax_cross_entropy"},
+           "spatial_batchnorm_forward": {"batchnorm_forward", "batchnorm_backward"},
+           "spatial_batchnorm_backward": {"batchnorm_forward", "batchnorm_backward"}}
+# Exercises whose properties run another exercise first (a backward runs its forward).
+GROUP = {"batchnorm_running_update": "batchnorm_eval", "batchnorm_eval_forward": "batchnorm_eval",
+         "batchnorm_eval_backward": "batchnorm_eval"}
 
 
 def variant(*changes: tuple[str, str]) -> str:
@@ -338,9 +352,11 @@ def test_each_mistake_fails_visible_and_hidden_with_its_diagnosis(name: str, ins
     visible, hidden = _failures(visible_properties(exercise), run), _failures(hidden_properties(exercise), run)
     assert any(words in m for m in visible), f"{name}: visible check says {visible}"
     assert any(words in m for m in hidden), f"{name}: hidden tests say {hidden}"
-    layer = exercise.rsplit("_", 1)[0]
-    spared = [e for e in CHECK_OF if e.rsplit("_", 1)[0] != layer  # a backward's properties run its forward
-              and not (e == "two_layer_net_loss" and exercise in USED_BY_NET)]
+    def group(e: str) -> str:
+        return GROUP.get(e, e.rsplit("_", 1)[0])
+
+    spared = [e for e in CHECK_OF if group(e) != group(exercise)  # a backward's properties run its forward
+              and exercise not in USED_BY.get(e, set())]
     for other in spared:  # a mistake costs no other exercise anything (but those built on the broken one)
         assert _failures(visible_properties(other), run) == [], f"{name} broke {other}"
 
@@ -386,3 +402,220 @@ def test_batch_norm_oracle_is_torchs_batch_norm() -> None:
         torch.testing.assert_close(mine, torch_out, rtol=1e-10, atol=1e-12)
         for a, b in zip(ours, theirs, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- test-time, spatial and layer norms
+
+SOLUTION = (PROJECT_ROOT / "solutions" / "layers.py").read_text(encoding="utf-8")
+
+
+NORM_EXERCISES = ("batchnorm_running_update", "batchnorm_eval_forward", "batchnorm_eval_backward",
+                  "spatial_batchnorm_forward", "spatial_batchnorm_backward", "layernorm_forward",
+                  "layernorm_backward")
+
+LN_VIA_BATCHNORM_FORWARD = """\
+n = x.shape[0]
+out_t, inner = batchnorm_forward(x.T.contiguous(), torch.ones(n, dtype=x.dtype), torch.zeros(n, dtype=x.dtype), eps)
+xhat = out_t.T
+return gamma * xhat + beta, (inner, xhat, gamma)
+"""
+LN_VIA_BATCHNORM_BACKWARD = """\
+inner, xhat, gamma = cache
+dx_t, _, _ = batchnorm_backward((dout * gamma).T.contiguous(), inner)
+return dx_t.T, (dout * xhat).sum(dim=0), dout.sum(dim=0)
+"""
+SPATIAL_DIRECT_FORWARD = """\
+mean = x.mean(dim=(0, 2, 3), keepdim=True)
+var = ((x - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+xhat = (x - mean) / torch.sqrt(var + eps)
+return gamma.view(1, -1, 1, 1) * xhat + beta.view(1, -1, 1, 1), (xhat, gamma, var, eps)
+"""
+SPATIAL_DIRECT_BACKWARD = """\
+xhat, gamma, var, eps = cache
+m = dout.numel() // dout.shape[1]
+g = dout * gamma.view(1, -1, 1, 1)
+dx = (m * g - g.sum(dim=(0, 2, 3), keepdim=True)
+      - xhat * (g * xhat).sum(dim=(0, 2, 3), keepdim=True)) / (m * torch.sqrt(var + eps))
+return dx, (dout * xhat).sum(dim=(0, 2, 3)), dout.sum(dim=(0, 2, 3))
+"""
+
+NORM_CORRECT = {
+    "running statistics written out, momentum as a step toward the batch": [
+        ("batchnorm_running_update", """\
+n = x.shape[0]
+mean = x.sum(dim=0) / n
+var = ((x - mean) ** 2).sum(dim=0) / (n - 1)
+return running_mean + momentum * (mean - running_mean), running_var + momentum * (var - running_var)
+""")],
+    "test-time batch norm with sqrt and a cache of the inputs": [
+        ("batchnorm_eval_forward", """\
+out = (x - running_mean) / torch.sqrt(running_var + eps) * gamma + beta
+return out, (x, gamma, running_mean, running_var, eps)
+"""),
+        ("batchnorm_eval_backward", """\
+x, gamma, running_mean, running_var, eps = cache
+std = torch.sqrt(running_var + eps)
+return dout * gamma / std, (dout * (x - running_mean) / std).sum(dim=0), dout.sum(dim=0)
+""")],
+    "spatial batch norm written directly over (0, 2, 3)": [
+        ("spatial_batchnorm_forward", SPATIAL_DIRECT_FORWARD), ("spatial_batchnorm_backward", SPATIAL_DIRECT_BACKWARD)],
+    "spatial batch norm with the channels last through transpose(1, 3)": [
+        ("spatial_batchnorm_forward", """\
+N, C, H, W = x.shape
+out, inner = batchnorm_forward(x.transpose(1, 3).reshape(-1, C), gamma, beta, eps)
+return out.reshape(N, W, H, C).transpose(1, 3), (inner, x.shape)
+"""),
+        ("spatial_batchnorm_backward", """\
+inner, (N, C, H, W) = cache
+dx, dgamma, dbeta = batchnorm_backward(dout.transpose(1, 3).reshape(-1, C), inner)
+return dx.reshape(N, W, H, C).transpose(1, 3), dgamma, dbeta
+""")],
+    "layer norm as batch norm of the transpose (CS231n's trick)": [
+        ("layernorm_forward", LN_VIA_BATCHNORM_FORWARD), ("layernorm_backward", LN_VIA_BATCHNORM_BACKWARD)],
+}
+
+RUNNING = "var = x.var(dim=0, correction=1)  # unbiased, as torch stores it\n"
+EVAL_LINES = "inv_std = (running_var + eps).rsqrt()\nxhat = (x - running_mean) * inv_std\n"
+
+NORM_MISTAKES: dict[str, tuple[list[tuple[str, str]], str, str]] = {
+    "running variance biased": ([("batchnorm_running_update", """\
+mean = x.mean(dim=0)
+var = x.var(dim=0, correction=0)
+return (1 - momentum) * running_mean + momentum * mean, (1 - momentum) * running_var + momentum * var
+""")], "batchnorm_running_update", "biased batch variance"),
+    "momentum weighing the old statistics": ([("batchnorm_running_update", """\
+mean, var = x.mean(dim=0), x.var(dim=0)
+return momentum * running_mean + (1 - momentum) * mean, momentum * running_var + (1 - momentum) * var
+""")], "batchnorm_running_update", "weighs the old statistics"),
+    "running statistics updated in place": ([("batchnorm_running_update", """\
+running_mean.mul_(1 - momentum).add_(momentum * x.mean(dim=0))
+running_var.mul_(1 - momentum).add_(momentum * x.var(dim=0))
+return running_mean, running_var
+""")], "batchnorm_running_update", "in place"),
+    "test time with the batch's statistics": ([("batchnorm_eval_forward", """\
+mean, var = x.mean(dim=0), x.var(dim=0, correction=0)
+inv_std = (var + eps).rsqrt()
+xhat = (x - mean) * inv_std
+return gamma * xhat + beta, (xhat, gamma, inv_std)
+""")], "batchnorm_eval_forward", "the batch's own"),
+    "test time dividing by the variance": ([("batchnorm_eval_forward", """\
+inv_std = 1 / (running_var + eps)
+xhat = (x - running_mean) * inv_std
+return gamma * xhat + beta, (xhat, gamma, inv_std)
+""")], "batchnorm_eval_forward", "divides by the variance"),
+    "test-time backward with training mode's formula": ([("batchnorm_eval_backward", """\
+xhat, gamma, inv_std = cache
+n = dout.shape[0]
+g = dout * gamma
+dx = inv_std / n * (n * g - g.sum(dim=0) - xhat * (g * xhat).sum(dim=0))
+return dx, (dout * xhat).sum(dim=0), dout.sum(dim=0)
+""")], "batchnorm_eval_backward", "training mode's formula"),
+    "test-time backward without gamma": ([("batchnorm_eval_backward", """\
+xhat, gamma, inv_std = cache
+return dout * inv_std, (dout * xhat).sum(dim=0), dout.sum(dim=0)
+""")], "batchnorm_eval_backward", "lacks the factor γ"),
+    "spatial batch norm reshaped without the permute": ([("spatial_batchnorm_forward", """\
+N, C, H, W = x.shape
+out, cache = batchnorm_forward(x.reshape(-1, C), gamma, beta, eps)
+return out.reshape(N, C, H, W), (cache, (N, C, H, W))
+""")], "spatial_batchnorm_forward", "mixes up the channels"),
+    "spatial batch norm per pixel over the batch": ([("spatial_batchnorm_forward", """\
+N, C, H, W = x.shape
+out, cache = batchnorm_forward(x.reshape(N, C * H * W), gamma.repeat_interleave(H * W),
+                               beta.repeat_interleave(H * W), eps)
+return out.reshape(N, C, H, W), (cache, (N, C, H, W))
+""")], "spatial_batchnorm_forward", "over the batch alone"),
+    "spatial batch norm per image (instance norm)": ([("spatial_batchnorm_forward", """\
+mean = x.mean(dim=(2, 3), keepdim=True)
+var = x.var(dim=(2, 3), correction=0, keepdim=True)
+out = gamma.view(1, -1, 1, 1) * (x - mean) / torch.sqrt(var + eps) + beta.view(1, -1, 1, 1)
+return out, None
+""")], "spatial_batchnorm_forward", "instance norm"),
+    "spatial backward with dout reshaped without the permute": ([("spatial_batchnorm_backward", """\
+inner, (N, C, H, W) = cache
+dx, dgamma, dbeta = batchnorm_backward(dout.reshape(N * H * W, C), inner)
+return dx.reshape(N, H, W, C).permute(0, 3, 1, 2), dgamma, dbeta
+""")], "spatial_batchnorm_backward", "wrong layout"),
+    "layer norm over the batch": ([("layernorm_forward", """\
+centered = x - x.mean(dim=0)
+inv_std = ((centered * centered).mean(dim=0) + eps).rsqrt()
+xhat = centered * inv_std
+return gamma * xhat + beta, (xhat, gamma, inv_std)
+""")], "layernorm_forward", "that is batch norm"),
+    "layer norm with the unbiased variance": ([("layernorm_forward", """\
+centered = x - x.mean(dim=1, keepdim=True)
+inv_std = (x.var(dim=1, keepdim=True) + eps).rsqrt()
+xhat = centered * inv_std
+return gamma * xhat + beta, (xhat, gamma, inv_std)
+""")], "layernorm_forward", "unbiased variance"),
+    "layer norm by torch": ([("layernorm_forward", """\
+out = torch.nn.functional.layer_norm(x, (x.shape[1],), gamma, beta, eps)
+return out, None
+""")], "layernorm_forward", "must not use"),
+    "layer norm backward summing over the batch": ([("layernorm_backward", """\
+xhat, gamma, inv_std = cache
+n = dout.shape[0]
+g = dout * gamma
+dx = inv_std / n * (n * g - g.sum(dim=0) - xhat * (g * xhat).sum(dim=0))
+return dx, (dout * xhat).sum(dim=0), dout.sum(dim=0)
+""")], "layernorm_backward", "run over the batch, as in batch norm"),
+    "layer norm backward without the variance term": ([("layernorm_backward", """\
+xhat, gamma, inv_std = cache
+g = dout * gamma
+return inv_std * (g - g.mean(dim=1, keepdim=True)), (dout * xhat).sum(dim=0), dout.sum(dim=0)
+""")], "layernorm_backward", "through the variance"),
+    "layer norm dgamma summed over the features": ([("layernorm_backward", """\
+xhat, gamma, inv_std = cache
+d = dout.shape[1]
+g = dout * gamma
+dx = inv_std / d * (d * g - g.sum(dim=1, keepdim=True) - xhat * (g * xhat).sum(dim=1, keepdim=True))
+return dx, (dout * xhat).sum(dim=1), dout.sum(dim=1)
+""")], "layernorm_backward", "sum over the batch (dim=0)"),
+}
+
+
+def _norm_source(changes: list[tuple[str, str]]) -> str:
+    source = SOLUTION
+    for function, body in changes:
+        pattern_start = source.index(f"def {function}(")
+        region = source.index("    ### BEGIN SOLUTION\n", pattern_start)
+        end = source.index("    ### END SOLUTION\n", region) + len("    ### END SOLUTION\n")
+        indented = "".join("    " + line + "\n" if line else "\n" for line in body.rstrip("\n").split("\n"))
+        source = source[:region] + "    ### BEGIN SOLUTION\n" + indented + "    ### END SOLUTION\n" + source[end:]
+    return strip_markers(source)
+
+
+@pytest.mark.parametrize("name", NORM_CORRECT)
+def test_correct_normalizations_pass_every_visible_and_hidden_property(name: str, install) -> None:
+    run = install(_norm_source(NORM_CORRECT[name]))
+    for exercise in NORM_EXERCISES:
+        for prop in visible_properties(exercise) + hidden_properties(exercise):
+            assert evaluate(prop, run) == (True, ""), f"{name}: {prop.exercise}: {prop.title}"
+
+
+@pytest.mark.parametrize("name", NORM_MISTAKES)
+def test_each_normalization_mistake_fails_visible_and_hidden_with_its_diagnosis(name: str, install) -> None:
+    changes, exercise, words = NORM_MISTAKES[name]
+    run = install(_norm_source(changes))
+    visible, hidden = _failures(visible_properties(exercise), run), _failures(hidden_properties(exercise), run)
+    assert any(words in m for m in visible), f"{name}: visible check says {visible}"
+    assert any(words in m for m in hidden), f"{name}: hidden tests say {hidden}"
+    for other in ("batchnorm_forward", "batchnorm_backward", "layernorm_forward", "batchnorm_running_update"):
+        if other != exercise and not (other == "layernorm_forward" and exercise.startswith("layernorm")):
+            assert _failures(visible_properties(other), run) == [], f"{name} broke {other}"
+
+
+def test_spatial_batch_norm_oracle_is_torchs_batch_norm() -> None:
+    """The spatial judges differentiate batch norm's definition (torch's op is slow in float64 on a CPU)."""
+    from exercises.checks.layers import _spatial_manual, spatial_inputs
+
+    x, gamma, beta, dout = spatial_inputs(3, 4, 5, 2, seed=3)
+    leaves = [t.clone().requires_grad_() for t in (x, gamma, beta)]
+    mine = _spatial_manual(*leaves, 1e-5)
+    ours = torch.autograd.grad((mine * dout).sum(), leaves)
+    leaves2 = [t.clone().requires_grad_() for t in (x, gamma, beta)]
+    theirs_out = torch.nn.functional.batch_norm(leaves2[0], None, None, leaves2[1], leaves2[2], training=True)
+    theirs = torch.autograd.grad((theirs_out * dout).sum(), leaves2)
+    torch.testing.assert_close(mine, theirs_out, rtol=1e-10, atol=1e-12)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)

@@ -29,8 +29,9 @@ STUBS = {m: (PROJECT_ROOT / "exercises" / f"{m}.py").read_text(encoding="utf-8")
 
 # learner -> (which module is changed, the mistake's name in the variants, the exercises that may lose points)
 ONE_BUG = {
-    "cleo": ("layers", "batch norm with the unbiased variance", {"batchnorm_forward", "batchnorm_backward"}),
-    "dan": ("autograd", "= instead of += in addition", {"Value"}),
+    "cleo": ("layers", "batch norm with the unbiased variance",  # spatial batch norm is built on batch norm
+             {"batchnorm_forward", "batchnorm_backward", "spatial_batchnorm_forward", "spatial_batchnorm_backward"}),
+    "dan": ("autograd", "= instead of += in addition", {"Value", "Neuron", "Layer", "MLP"}),  # nets of Values
     "eve": ("layers", "dropout not scaled at training time", {"dropout_forward", "dropout_backward"}),
     "finn": ("layers", "dW transposed", {"linear_backward", "two_layer_net_loss"}),
     "gia": ("layers", "softmax by torch.log_softmax", {"softmax_cross_entropy", "two_layer_net_loss"}),

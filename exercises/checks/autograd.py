@@ -744,3 +744,442 @@ def relative_error_check() -> list[Property]:
 
 # Registered in the order the notebook meets them (the progress view lists checks in this order).
 register("value")(value_check)
+
+
+# ============================================================================= Neuron, Layer, MLP
+#
+# The helpers below run in the learner's process (a program calls them as "checks.autograd.<name>"):
+# they read a network through the contract's attributes (``layers``, ``neurons``, ``w``, ``b``) and bring
+# back plain numbers. The judges rebuild the same network with float64 tensors and torch's autograd.
+
+NET_CLASSES = ("Neuron", "Layer", "MLP")
+
+
+def _neurons_of(model: Any) -> list[list[Any]]:
+    """The neurons of a Neuron, Layer or MLP, layer by layer, through the contract's attributes."""
+    if hasattr(model, "layers"):
+        return [list(layer.neurons) for layer in model.layers]
+    if hasattr(model, "neurons"):
+        return [list(model.neurons)]
+    return [[model]]
+
+
+def _is_value(v: Any) -> bool:
+    return hasattr(v, "data") and hasattr(v, "grad") and hasattr(v, "backward")
+
+
+def assign_parameters(model: Any, values: list[list[list[float]]]) -> None:
+    """Set every weight and bias of ``model`` to ``values[layer][neuron] = [w..., b]`` where the structure
+    allows (a judge diagnoses a wrong structure from ``describe_net``)."""
+    try:
+        layers = _neurons_of(model)
+    except Exception:  # noqa: BLE001  (the judge reports the structure)
+        return
+    for neurons, given in zip(layers, values, strict=False):
+        for neuron, numbers in zip(neurons, given, strict=False):
+            w = list(getattr(neuron, "w", []))
+            for v, number in zip(w, numbers[:-1], strict=False):
+                v.data = float(number)
+            if hasattr(neuron, "b"):
+                neuron.b.data = float(numbers[-1])
+
+
+def describe_net(model: Any, params: Any) -> dict[str, Any]:
+    """``model``'s structure, weights, biases and their grads as plain data, and where each entry of its
+    ``parameters()`` (``params``) sits in that structure: ``listed[k]`` is the slot (weights then bias,
+    neuron by neuron, layer by layer), ``-1`` for something that is not one of them, ``-2`` for a list."""
+    try:
+        layers = _neurons_of(model)
+        slots: dict[int, int] = {}
+        described = []
+        for neurons in layers:
+            row = []
+            for neuron in neurons:
+                w, b = list(neuron.w), neuron.b
+                for v in (*w, b):
+                    slots.setdefault(id(v), len(slots))
+                row.append({"w": [float(v.data) for v in w], "b": float(b.data),
+                            "w_grad": [float(v.grad) for v in w], "b_grad": float(b.grad),
+                            "nonlin": bool(getattr(neuron, "nonlin", True))})
+            described.append(row)
+    except Exception as exc:  # noqa: BLE001  (plain data back, for the judge to explain)
+        return {"error": f"{type(exc).__name__}: {exc}"[:300], "layers": [], "listed": [], "params_type": ""}
+    listed = ([slots.get(id(p), -2 if isinstance(p, (list, tuple)) else -1) for p in params]
+              if isinstance(params, (list, tuple)) else [])
+    return {"error": None, "layers": described, "listed": listed, "params_type": type(params).__name__,
+            "slots": len(slots)}
+
+
+class _NoBackward:
+    """Stands in for a loss when a network's output is not made of Values (the judge says what it was)."""
+
+    def backward(self) -> None:
+        return None
+
+
+def weighted_sum(out: Any, upstream: list[float]) -> Any:
+    """``Σ_k upstream[k]·out[k]`` built with the learner's Value operations (``out`` a Value or a list)."""
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    if not outs or not all(_is_value(o) for o in outs) or len(outs) != len(upstream):
+        return _NoBackward()
+    total = outs[0] * float(upstream[0])
+    for o, u in zip(outs[1:], upstream[1:], strict=True):
+        total = total + o * float(u)
+    return total
+
+
+def output_data(out: Any) -> dict[str, Any]:
+    """What a network returned: ``{"kind": "value" | "list" | "other", "type": ..., "data": [floats]}``."""
+    if _is_value(out):
+        return {"kind": "value", "type": type(out).__name__, "data": [float(out.data)]}
+    if isinstance(out, (list, tuple)) and all(_is_value(o) for o in out):
+        return {"kind": "list", "type": type(out).__name__, "data": [float(o.data) for o in out]}
+    return {"kind": "other", "type": type(out).__name__, "data": []}
+
+
+def train_net(model: Any, inputs: list[list[float]], targets: list[float], steps: int, lr: float) -> dict[str, Any]:
+    """Full-batch gradient descent on the mean hinge loss ``mean(relu(1 − y·score))`` (labels ±1), through
+    the learner's ``model``, ``Value``, ``zero_grad()`` and ``parameters()``: the losses, step by step, and
+    the final accuracy."""
+    losses: list[float] = []
+    for _ in range(steps + 1):
+        scores = [model(list(x)) for x in inputs]
+        loss = (scores[0] * -float(targets[0]) + 1.0).relu()
+        for s, y in zip(scores[1:], targets[1:], strict=True):
+            loss = loss + (s * -float(y) + 1.0).relu()
+        loss = loss * (1.0 / len(inputs))
+        losses.append(float(loss.data))
+        if len(losses) > steps:
+            break
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data -= lr * p.grad
+    correct = sum((float(s.data) > 0) == (y > 0) for s, y in zip(scores, targets, strict=True))
+    return {"losses": losses, "accuracy": correct / len(inputs)}
+
+
+def _spec(kind: str, nin: int, sizes: tuple[int, ...], nonlin: bool = True) -> tuple[list[int], list[bool], str]:
+    """``(layer sizes including nin, ReLU per layer, the call as the learner wrote it)`` of a network."""
+    if kind == "Neuron":
+        return [nin, 1], [nonlin], f"Neuron({nin}{'' if nonlin else ', nonlin=False'})"
+    if kind == "Layer":
+        return [nin, sizes[0]], [nonlin], f"Layer({nin}, {sizes[0]}{'' if nonlin else ', nonlin=False'})"
+    return [nin, *sizes], [i != len(sizes) - 1 for i in range(len(sizes))], f"MLP({nin}, {list(sizes)})"
+
+
+def _net_program(kind: str, nin: int, sizes: tuple[int, ...], nonlin: bool, seed: int) -> tuple[Program, Ref]:
+    p = Program().forbid(*NO_AUTOGRAD)
+    gen = p.method(p.call("torch.Generator"), "manual_seed", seed)
+    if kind == "Neuron":
+        model = p.call("autograd.Neuron", nin, nonlin=nonlin, generator=gen)
+    elif kind == "Layer":
+        model = p.call("autograd.Layer", nin, sizes[0], nonlin=nonlin, generator=gen)
+    else:
+        model = p.call("autograd.MLP", nin, list(sizes), generator=gen)
+    return p, model
+
+
+def _torch_net(values: list[list[list[float]]], relu: list[bool], x: list[float], upstream: list[float],
+               activation: str = "relu", bias: bool = True) -> dict[str, Any]:
+    """The network with these parameters in float64 torch: outputs, and the gradients of
+    ``Σ upstream·out`` with respect to the input and every parameter. ``activation`` (``relu``, ``tanh``)
+    is applied in the layers flagged in ``relu``; ``bias=False`` leaves the biases out."""
+    h = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    params = []
+    out = h
+    for given, nonlin in zip(values, relu, strict=True):
+        w = torch.tensor([n[:-1] for n in given], dtype=torch.float64, requires_grad=True)
+        b = torch.tensor([n[-1] for n in given], dtype=torch.float64, requires_grad=True)
+        params.append((w, b))
+        out = w @ out + (b if bias else 0.0 * b)
+        if nonlin:
+            out = torch.relu(out) if activation == "relu" else torch.tanh(out)
+    (out * torch.tensor(upstream, dtype=torch.float64)).sum().backward()
+    return {"out": out.detach().tolist(), "x_grad": h.grad.tolist(),
+            "grads": [[[*wr, br] for wr, br in zip(w.grad.tolist(), b.grad.tolist(), strict=True)]
+                      for w, b in params]}
+
+
+def _pre_activations(values: list[list[list[float]]], relu: list[bool], x: list[float]) -> list[list[float]]:
+    h = torch.tensor(x, dtype=torch.float64)
+    pre = []
+    for given, nonlin in zip(values, relu, strict=True):
+        w = torch.tensor([n[:-1] for n in given], dtype=torch.float64)
+        b = torch.tensor([n[-1] for n in given], dtype=torch.float64)
+        z = w @ h + b
+        pre.append(z.tolist())
+        h = torch.relu(z) if nonlin else z
+    return pre
+
+
+def _telling(pre: list[float], nonlin: bool, inactive: bool = False) -> bool:
+    """Whether one layer's pre-activations make its mistakes show: none near the kink at 0; a ReLU layer of
+    several units with both signs (a missing ReLU shows), a single ReLU unit active (its bias and gradients
+    show) or, when ``inactive``, negative (a missing ReLU shows), a linear layer with a negative output (a
+    ReLU that should not be there shows)."""
+    if any(abs(v) < 0.05 for v in pre):
+        return False
+    if nonlin:
+        return (min(pre) < 0 < max(pre)) if len(pre) > 1 else (pre[0] < 0) == inactive
+    return min(pre) < 0
+
+
+def _random_values(sizes: list[int], relu: list[bool], x: list[float], seed: int,
+                   inactive: bool = False) -> list[list[list[float]]]:
+    """Parameters in [−1, 1], ``values[layer][neuron] = [w..., b]``, whose every layer is ``_telling``."""
+    for attempt in range(500):
+        g = torch.Generator().manual_seed(seed + 1000 * attempt)
+        values = [[(torch.rand(sizes[i] + 1, generator=g, dtype=torch.float64) * 2 - 1).tolist()
+                   for _ in range(sizes[i + 1])] for i in range(len(sizes) - 1)]
+        if all(_telling(pre, r, inactive) for pre, r in zip(_pre_activations(values, relu, x), relu, strict=True)):
+            return values
+    raise ValueError("no parameters found that make every layer's mistakes show: change the seed or the input")
+
+
+def _judge_structure(net: dict[str, Any], kind: str, sizes: list[int], relu: list[bool], call: str) -> None:
+    if net["error"]:
+        where = {"MLP": "self.layers, a list of Layers", "Layer": "self.neurons, a list of Neurons",
+                 "Neuron": "self.w and self.b"}[kind]
+        raise Mistake(f"{call}: its parts could not be read ({net['error']}); keep them where the contract puts "
+                      f"them: {where} (each Layer's neurons in self.neurons, each Neuron's w and b).")
+    layers = net["layers"]
+    if kind == "MLP" and len(layers) != len(sizes) - 1:
+        raise Mistake(f"{call} must hold {len(sizes) - 1} layers in self.layers, one per entry of nouts; it holds "
+                      f"{len(layers)}.")
+    for k, (neurons, nonlin) in enumerate(zip(layers, relu, strict=True)):
+        where = f"layer {k + 1} of {call}" if kind == "MLP" else call
+        if len(neurons) != sizes[k + 1]:
+            raise Mistake(f"{where} must have {sizes[k + 1]} neurons; it has {len(neurons)}"
+                          + (": layer k maps nouts[k − 1] inputs (nin for the first) to nouts[k] outputs."
+                             if kind == "MLP" else "."))
+        fan_in = {len(n["w"]) for n in neurons}
+        if fan_in != {sizes[k]}:
+            raise Mistake(f"the neurons of {where} must take {sizes[k]} inputs each (the size of the layer's input); "
+                          f"they take {sorted(fan_in)}.")
+        flags = {n["nonlin"] for n in neurons}
+        if kind == "MLP" and flags != {nonlin}:
+            if k == len(layers) - 1:
+                raise Mistake(f"the last layer of {call} must be linear (nonlin=False): its outputs are scores, of "
+                              "either sign; a ReLU there would clip every negative score to 0.")
+            raise Mistake(f"layer {k + 1} of {call} is a hidden layer: its neurons need the ReLU (nonlin=True); only "
+                          "the last layer is linear.")
+        if kind == "Layer" and flags != {nonlin}:
+            raise Mistake(f"{call} must pass nonlin={nonlin} on to each of its Neurons.")
+
+
+def _judge_values(got: dict[str, Any], kind: str, sizes: list[int], relu: list[bool], call: str,
+                  values: list[list[list[float]]], x: list[float], upstream: list[float]) -> None:
+    result = got["outputs"]
+    n_out = sizes[-1]
+    if kind != "Neuron":
+        if n_out == 1 and result["kind"] == "list":
+            raise Mistake(f"{call} returned a list of one Value; with a single output unit it returns the Value "
+                          "itself (micrograd's `out[0] if len(out) == 1 else out`), so that a loss can use it as a "
+                          "number.")
+        if n_out > 1 and result["kind"] != "list":
+            raise Mistake(f"{call} must return a list of its {n_out} outputs; it returned a {result['type']}.")
+    if (kind == "Neuron" or n_out == 1) and result["kind"] != "value":
+        raise Mistake(f"{call} must return a Value; it returned a {result['type']}.")
+    if len(result["data"]) != n_out:
+        raise Mistake(f"{call} returned {len(result['data'])} outputs; it has {n_out}.")
+    expected = _torch_net(values, relu, x, upstream)
+    if not all(_close(a, e) for a, e in zip(result["data"], expected["out"], strict=True)):
+        linear = [False] * len(relu)
+        candidates = [
+            (linear, {}, "no ReLU was applied: a Neuron with nonlin=True returns relu(Σ wᵢxᵢ + b)"),
+            (relu, {"activation": "tanh"}, "it looks like tanh; the contract's Neuron uses ReLU (micrograd's nn.py): "
+                                           "act.relu() when nonlin is true"),
+            (relu, {"bias": False}, "the bias b is missing: the sum starts from b, Σ wᵢxᵢ + b"),
+            ([True] * len(relu), {}, "the last layer applies a ReLU; it must be linear (nonlin=False for the last "
+                                     "layer: its outputs are scores of either sign)" if kind == "MLP" else
+                                     "a ReLU was applied although nonlin is False"),
+        ]
+        for flags, variant, why in candidates:
+            if flags == relu and not variant:
+                continue
+            wrong = _torch_net(values, flags, x, upstream, **variant)["out"]
+            if all(_close(a, e) for a, e in zip(result["data"], wrong, strict=True)):
+                raise Mistake(f"{call}'s output is wrong: {why}.")
+        raise Mistake(f"{call}'s output differs from relu(Σ wᵢxᵢ + b) layer by layer (the last layer linear). "
+                      "Each layer's output list is the next layer's input.")
+    x_grads = [fetched_number(got, f"x_grad{i}") for i in range(len(x))]
+    params_ok = all(_close(g, e) for layer, want in zip(got["net"]["layers"], expected["grads"], strict=True)
+                    for neuron, numbers in zip(layer, want, strict=True)
+                    for g, e in zip([*neuron["w_grad"], neuron["b_grad"]], numbers, strict=True))
+    inputs_ok = all(type(g) in (int, float) and _close(g, e) for g, e in zip(x_grads, expected["x_grad"], strict=True))
+    if not params_ok or not inputs_ok:
+        which = "the weights' and biases'" if not params_ok else "the inputs'"
+        raise Mistake(f"{call}'s output is right but {which} gradients after backward() are not: the network is "
+                      "built from your Value operations, so check(\"value\") should fail too; if it passes, make "
+                      "sure the output is computed from the Values themselves (not from their .data).")
+
+
+def net_forward_backward(kind: str, nin: int, sizes: tuple[int, ...], x: list[float], seed: int,
+                         nonlin: bool = True, inactive: bool = False) -> Property:
+    """``kind`` (``Neuron``, ``Layer``, ``MLP``) has the contract's structure; with parameters set to known
+    values its output, and the gradients ``backward()`` gives every input and parameter, agree with
+    torch's autograd in float64. ``inactive``: a single ReLU unit's pre-activation is negative."""
+    layer_sizes, relu, call = _spec(kind, nin, sizes, nonlin)
+    values = _random_values(layer_sizes, relu, x, seed, inactive)
+    upstream = [1.0] if layer_sizes[-1] == 1 else [round(0.5 + 0.25 * k, 2) * (-1) ** k
+                                                   for k in range(layer_sizes[-1])]
+    p, model = _net_program(kind, nin, sizes, nonlin, seed)
+    p.call("checks.autograd.assign_parameters", model, values)
+    inputs = [p.call("autograd.Value", float(v)) for v in x]
+    out = p.method(model, "__call__", inputs)
+    p.method(p.call("checks.autograd.weighted_sum", out, upstream), "backward")
+    p.fetch(outputs=p.call("checks.autograd.output_data", out),
+            net=p.call("checks.autograd.describe_net", model, p.method(model, "parameters")))
+    for i, ref in enumerate(inputs):
+        fetch_number(p, f"x_grad{i}", p.attr(ref, "grad"))
+
+    def judge(got: dict[str, Any]) -> None:
+        _judge_structure(got["net"], kind, layer_sizes, relu, call)
+        _judge_values(got, kind, layer_sizes, relu, call, values, x, upstream)
+
+    where = " (a negative pre-activation)" if inactive else ""
+    return Property(kind, f"{call}{where}: structure, output and gradients agree with torch's autograd", p, judge)
+
+
+def net_parameters(kind: str, nin: int, sizes: tuple[int, ...], seed: int, nonlin: bool = True) -> Property:
+    """``parameters()`` lists every weight and bias of the network exactly once, and nothing else."""
+    layer_sizes, relu, call = _spec(kind, nin, sizes, nonlin)
+    p, model = _net_program(kind, nin, sizes, nonlin, seed)
+    p.fetch(net=p.call("checks.autograd.describe_net", model, p.method(model, "parameters")))
+
+    def judge(got: dict[str, Any]) -> None:
+        net = got["net"]
+        _judge_structure(net, kind, layer_sizes, relu, call)
+        if net["params_type"] not in ("list", "tuple"):
+            raise Mistake(f"{call}.parameters() must return a list of Values; it returned a {net['params_type']}.")
+        listed, total = net["listed"], net["slots"]
+        if -2 in listed:
+            raise Mistake(f"{call}.parameters() holds lists inside its list: flatten it, "
+                          "[p for n in self.neurons for p in n.parameters()], so that it is a list of Values.")
+        if -1 in listed:
+            raise Mistake(f"{call}.parameters() holds something that is not one of the network's own weights or "
+                          "biases (a number, or a copy such as Value(w.data)): return the Value objects themselves, "
+                          "so that the optimizer's updates reach the network.")
+        if len(set(listed)) != len(listed):
+            raise Mistake(f"{call}.parameters() lists some parameters more than once: an optimizer would update "
+                          "them twice per step. List each weight and bias exactly once.")
+        missing = sorted(set(range(total)) - set(listed))
+        if missing:
+            biases, at = set(), 0
+            layer_of = {}
+            for k, neurons in enumerate(net["layers"]):
+                for neuron in neurons:
+                    for _ in neuron["w"]:
+                        layer_of[at] = k
+                        at += 1
+                    biases.add(at)
+                    layer_of[at] = k
+                    at += 1
+            if set(missing) <= biases:
+                raise Mistake(f"{call}.parameters() leaves out the biases: each Neuron's parameters are its weights "
+                              "and its bias, w + [b]; a bias left out never learns.")
+            layers_missing = sorted({layer_of[m] + 1 for m in missing})
+            if kind == "MLP" and len(net["layers"]) > 1 and all(
+                    all(layer_of[s] + 1 != k for s in listed) for k in layers_missing):
+                raise Mistake(f"{call}.parameters() leaves out every parameter of layer(s) {layers_missing}: "
+                              "collect those of every layer, [p for layer in self.layers for p in layer.parameters()].")
+            raise Mistake(f"{call}.parameters() leaves out {len(missing)} of the network's {total} weights and biases: "
+                          "each must be listed once, or it never learns.")
+
+    count = sum((layer_sizes[i] + 1) * layer_sizes[i + 1] for i in range(len(layer_sizes) - 1))
+    return Property(kind, f"{call}.parameters() lists all {count} weights and biases, each once", p, judge)
+
+
+def net_uses_generator(kind: str, nin: int, sizes: tuple[int, ...], seed: int) -> Property:
+    """Two networks built from generators in the same state are identical; from another state, different."""
+    p = Program().forbid(*NO_AUTOGRAD)
+    nets = {}
+    for name, s in (("first", seed), ("again", seed), ("other", seed + 1)):
+        p.call("torch.manual_seed", 1234)  # torch's global generator in the same state before each network
+        gen = p.method(p.call("torch.Generator"), "manual_seed", s)
+        if kind == "Layer":
+            model = p.call("autograd.Layer", nin, sizes[0], generator=gen)
+        else:
+            model = p.call("autograd.MLP", nin, list(sizes), generator=gen)
+        nets[name] = p.call("checks.autograd.describe_net", model, [])
+    p.fetch(**nets)
+    call = _spec(kind, nin, sizes)[2]
+
+    def judge(got: dict[str, Any]) -> None:
+        def weights(net: dict[str, Any]) -> list[float]:
+            return [v for layer in net["layers"] for n in layer for v in (*n["w"], n["b"])]
+
+        if any(got[k]["error"] for k in got):
+            _judge_structure(got["first"], kind, *_spec(kind, nin, sizes)[:2], call)
+        if weights(got["first"]) != weights(got["again"]):
+            raise Mistake(f"two {call}s built from generators in the same state differ: every weight must be drawn "
+                          "from the generator given, and only from it.")
+        if weights(got["first"]) == weights(got["other"]):
+            raise Mistake(f"two {call}s built from generators in different states are identical: the weights do not "
+                          "come from the generator given. Pass `generator` on to every Layer and Neuron you create "
+                          "(a Neuron given none draws from torch's global generator).")
+
+    return Property(kind, f"{call} built from the same generator state is the same network", p, judge)
+
+
+def moons(n: int, seed: int, noise: float = 0.1) -> tuple[list[list[float]], list[float]]:
+    """``n`` points of two interleaving half circles (scikit-learn's ``make_moons``), labels ±1."""
+    draws = torch.Generator().manual_seed(seed)
+    half = n // 2
+    t = torch.rand(n, generator=draws, dtype=torch.float64) * math.pi
+    upper = torch.arange(n) < half
+    xs = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
+    ys = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
+    points = torch.stack([xs, ys], 1) + noise * torch.randn(n, 2, generator=draws, dtype=torch.float64)
+    labels = torch.where(upper, 1.0, -1.0)
+    return points.tolist(), labels.tolist()
+
+
+def net_trains(nin_hidden: tuple[int, ...], n: int, seed: int, steps: int = 40, lr: float = 0.5) -> Property:
+    """An ``MLP(2, [*hidden, 1])`` trained by gradient descent on a small two-moons set, through the learner's
+    ``parameters()``, ``zero_grad()`` and ``backward()``, brings its hinge loss down by a quarter at least
+    (a correct network halves it, or better, from almost any start)."""
+    xs, ys = moons(n, seed)
+    p = Program().forbid(*NO_AUTOGRAD)
+    p.timeout = 60.0
+    gen = p.method(p.call("torch.Generator"), "manual_seed", seed)
+    model = p.call("autograd.MLP", 2, [*nin_hidden, 1], generator=gen)
+    p.fetch(result=p.call("checks.autograd.train_net", model, xs, ys, steps, lr))
+    call = f"MLP(2, {[*nin_hidden, 1]})"
+
+    def judge(got: dict[str, Any]) -> None:
+        losses = got["result"]["losses"] if isinstance(got["result"], dict) else None
+        if not isinstance(losses, list) or not all(type(v) is float and math.isfinite(v) for v in losses):
+            raise Mistake(f"training {call} gave a loss that is not a finite number.")
+        if losses[-1] == losses[0]:
+            raise Mistake(f"training {call} did not change its loss ({losses[0]:.3f}): the updates "
+                          "p.data −= lr·p.grad never reached the network. parameters() must return the network's "
+                          "own Values (not copies), and backward() must fill their grads.")
+        if not losses[-1] <= 0.75 * losses[0]:
+            raise Mistake(f"{call} did not learn: gradient descent took its hinge loss from {losses[0]:.3f} only to "
+                          f"{losses[-1]:.3f} in {steps} steps (a correct network loses a quarter at least). If the "
+                          "other properties pass, check that parameters() lists every weight and bias.")
+
+    return Property("MLP", f"{call} learns a two-moons toy set: its loss falls by a quarter or more in {steps} steps",
+                    p, judge)
+
+
+@register("mlp")
+def mlp_check() -> list[Property]:
+    """The visible check for ``Neuron``, ``Layer`` and ``MLP``."""
+    return [
+        net_forward_backward("Neuron", 3, (), [0.5, -1.2, 2.0], seed=1),
+        net_forward_backward("Neuron", 3, (), [0.5, -1.2, 2.0], seed=1, inactive=True),
+        net_forward_backward("Neuron", 2, (), [1.5, -0.5], seed=2, nonlin=False),
+        net_parameters("Neuron", 3, (), seed=3),
+        net_forward_backward("Layer", 3, (4,), [0.7, -0.3, 1.1], seed=4),
+        net_forward_backward("Layer", 2, (1,), [0.4, -0.9], seed=5, nonlin=False),
+        net_parameters("Layer", 3, (4,), seed=6),
+        net_uses_generator("Layer", 2, (3,), seed=7),
+        net_forward_backward("MLP", 2, (4, 3, 1), [0.8, -1.1], seed=8),
+        net_forward_backward("MLP", 3, (4, 2), [1.0, 0.5, -0.7], seed=9),
+        net_parameters("MLP", 2, (4, 3, 1), seed=10),
+        net_uses_generator("MLP", 2, (4, 1), seed=11),
+        net_trains((8,), n=16, seed=12),
+    ]

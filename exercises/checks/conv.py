@@ -584,6 +584,163 @@ def conv_backward_keeps_inputs(cases: list[BackwardCase]) -> Property:
     return Property("conv2d_backward", "leaves x and dout unchanged", _backward_program(cases), judge)
 
 
+# ----------------------------------------------------------------------------- the backward pass as convolutions
+
+
+def _grad_program(function: str, cases: list[BackwardCase]) -> Program:
+    """``conv2d_input_grad(x.shape, w, dout, ...)`` or ``conv2d_weight_grad(x, w.shape, dout, ...)`` per case."""
+    p = _program()
+    refs: dict[str, Ref] = {}
+    for i, (x, w, _, stride, padding, dout) in enumerate(cases):
+        dr = p.put(dout.clone())
+        if function == "conv2d_input_grad":
+            other = p.put(w.clone())
+            refs[f"grad{i}"] = p.call("conv.conv2d_input_grad", tuple(x.shape), other, dr, stride=stride,
+                                      padding=padding)
+        else:
+            other = p.put(x.clone())
+            refs[f"grad{i}"] = p.call("conv.conv2d_weight_grad", other, tuple(w.shape), dr, stride=stride,
+                                      padding=padding)
+        refs[f"other_after{i}"], refs[f"dout_after{i}"] = other, dr
+    return p.fetch(**refs)
+
+
+def _leftover(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Rows (or columns) of the padded input past the last window: ``(size + 2·padding − kernel) mod stride``."""
+    return (size + 2 * padding - kernel) % stride
+
+
+def _judge_input_grad(dx: Any, case: BackwardCase) -> bool:
+    """Raise on a wrong shape; ``True`` when ``dx`` equals autograd's, ``False`` when only its values are wrong."""
+    x, w, b, stride, padding, dout = case
+    expected = _conv_grads(case)[0]
+    if isinstance(dx, torch.Tensor) and dx.ndim == 4 and tuple(dx.shape) != tuple(x.shape):
+        got_hw, want_hw = tuple(dx.shape[2:]), tuple(x.shape[2:])
+        short = (want_hw[0] - got_hw[0], want_hw[1] - got_hw[1])
+        left = (_leftover(x.shape[2], w.shape[2], stride, padding), _leftover(x.shape[3], w.shape[3], stride, padding))
+        if padding and got_hw == (want_hw[0] + 2 * padding, want_hw[1] + 2 * padding):
+            raise Mistake(f"conv2d_input_grad returned the padded shape {_shape(dx)}: crop `padding` rows and columns "
+                          f"off each side to get input_shape {_shape(x)}.")
+        if any(left) and short == left:
+            raise Mistake(f"conv2d_input_grad returned {_shape(dx)}, {short[0]} row(s) and {short[1]} column(s) "
+                          f"short of input_shape {_shape(x)}: with stride {stride} the last windows do not reach the "
+                          "last rows or columns of the padded input. They get zero gradient, but they are there: "
+                          "pad the full correlation's input with that many extra zeros at the bottom and right.")
+        if dx.shape[1] != x.shape[1]:
+            raise Mistake(f"conv2d_input_grad returned {dx.shape[1]} channels; x has {x.shape[1]}: the transposed "
+                          "convolution's kernel is w with its first two axes swapped, C×F×KH×KW.")
+        raise Mistake(f"conv2d_input_grad returned shape {_shape(dx)}; it must be input_shape, {_shape(x)}. Dilate "
+                      "dout by the stride, pad it fully (KH − 1, KW − 1), correlate, crop the padding.")
+    dx = expect_tensor(dx, "conv2d_input_grad's result", expected)
+    if _mismatches(dx, expected) == 0:
+        return True
+    flipped = _conv_grads((x, w.flip(2, 3), b, stride, padding, dout))[0]
+    if _matches(dx, flipped):
+        raise Mistake("conv2d_input_grad is the gradient for the kernel flipped: the transposed convolution "
+                      "correlates dout with w flipped in both spatial axes, w.flip(2, 3) (each output used "
+                      "w[f, c, p, q] at offset (p, q); going back, the offsets run the other way).")
+    if w.shape[0] == w.shape[1]:
+        swapped = _conv_grads((x, w.transpose(0, 1).contiguous(), b, stride, padding, dout))[0]
+        if _matches(dx, swapped):
+            raise Mistake("conv2d_input_grad uses w's channels the wrong way round: the kernel of the transposed "
+                          "convolution maps F channels (dout) to C channels (dx), w.transpose(0, 1), C×F×KH×KW.")
+    return False
+
+
+def conv_input_grad_values(cases: list[BackwardCase]) -> Property:
+    """``conv2d_input_grad`` equals autograd's ``dx`` through ``F.conv2d`` for every case; no input is modified."""
+
+    def judge(got: dict[str, Any]) -> None:
+        ok = {i: _judge_input_grad(got[f"grad{i}"], case) for i, case in enumerate(cases)}
+        for i, case in enumerate(cases):
+            if ok[i]:
+                expect_unchanged(got[f"other_after{i}"], case[1], "w", "conv2d_input_grad")
+                expect_unchanged(got[f"dout_after{i}"], case[5], "dout", "conv2d_input_grad")
+                continue
+            stride = case[3]
+            if stride > 1 and any(ok[j] for j, c in enumerate(cases) if c[3] == 1):
+                raise Mistake(f"conv2d_input_grad is right with stride 1 but wrong with stride {stride}: dilate dout "
+                              "first, stride − 1 zeros between neighbouring entries, so that each output sits at the "
+                              "input position its window started from; then correlate with stride 1.")
+            expected = _conv_grads(case)[0]
+            raise Mistake(f"conv2d_input_grad differs from autograd's dx at {_mismatches(got[f'grad{i}'], expected)} "
+                          f"of {expected.numel()} elements ({_conv_title(case[0], case[1], stride, case[4])}).")
+
+    shown = "; ".join(_conv_title(c[0], c[1], c[3], c[4]) for c in cases)
+    return Property("conv2d_input_grad", f"equals autograd's dx through F.conv2d: {shown}",
+                    _grad_program("conv2d_input_grad", cases), judge)
+
+
+def _judge_weight_grad(dw: Any, case: BackwardCase) -> bool:
+    x, w, b, stride, padding, dout = case
+    expected = _conv_grads(case)[1]
+    Fn, C, KH, KW = w.shape
+    if isinstance(dw, torch.Tensor) and dw.ndim == 4 and tuple(dw.shape) != tuple(w.shape):
+        if tuple(dw.shape[:2]) == (C, Fn) and C != Fn:
+            raise Mistake(f"conv2d_weight_grad returned {_shape(dw)}, C×F×…: the correlation gives the channels of x "
+                          "first; swap the first two axes back, .transpose(0, 1), to get F×C×KH×KW.")
+        if tuple(dw.shape[:2]) in ((Fn, C), (C, Fn)) and padding and (dw.shape[2] < KH or dw.shape[3] < KW):
+            raise Mistake(f"conv2d_weight_grad returned {_shape(dw)}, smaller than the kernel {KH}×{KW}: the "
+                          f"padding is missing. Correlate the padded x, with {padding} zeros on each side.")
+        if tuple(dw.shape[:2]) in ((Fn, C), (C, Fn)) and dw.shape[2] >= KH and dw.shape[3] >= KW:
+            raise Mistake(f"conv2d_weight_grad returned {_shape(dw)}, larger than the kernel {KH}×{KW}: when the "
+                          "stride does not divide H + 2·padding − KH the correlation has extra positions no weight "
+                          "was used at. Keep the first KH×KW.")
+        raise Mistake(f"conv2d_weight_grad returned shape {_shape(dw)}; it must be weight_shape, {_shape(w)}. "
+                      "Correlate the padded x (seen as C×N×H×W) with dout dilated by the stride (as F×N×…).")
+    dw = expect_tensor(dw, "conv2d_weight_grad's result", expected)
+    if _mismatches(dw, expected) == 0:
+        return True
+    if _matches(dw, expected.flip(2, 3)):
+        raise Mistake("conv2d_weight_grad is flipped (w[..., KH−1−p, KW−1−q]): dw[f, c, p, q] = Σ dout[n, f, i, j] · "
+                      "xpad[n, c, i·stride + p, j·stride + q], a correlation, with no flip.")
+    return False
+
+
+def conv_weight_grad_values(cases: list[BackwardCase]) -> Property:
+    """``conv2d_weight_grad`` equals autograd's ``dw`` through ``F.conv2d`` for every case; no input is modified."""
+
+    def judge(got: dict[str, Any]) -> None:
+        ok = {i: _judge_weight_grad(got[f"grad{i}"], case) for i, case in enumerate(cases)}
+        for i, case in enumerate(cases):
+            if ok[i]:
+                expect_unchanged(got[f"other_after{i}"], case[0], "x", "conv2d_weight_grad")
+                expect_unchanged(got[f"dout_after{i}"], case[5], "dout", "conv2d_weight_grad")
+                continue
+            stride, padding = case[3], case[4]
+            if stride > 1 and any(ok[j] for j, c in enumerate(cases) if c[3] == 1):
+                raise Mistake(f"conv2d_weight_grad is right with stride 1 but wrong with stride {stride}: the kernel "
+                              "of the correlation is dout dilated by the stride (stride − 1 zeros between entries), so "
+                              "that dout[n, f, i, j] meets xpad[n, c, i·stride + p, j·stride + q].")
+            if padding and any(ok[j] for j, c in enumerate(cases) if c[4] == 0):
+                raise Mistake(f"conv2d_weight_grad is right without padding but wrong with padding {padding}: "
+                              "correlate the padded x, with `padding` zeros on each side.")
+            expected = _conv_grads(case)[1]
+            raise Mistake(f"conv2d_weight_grad differs from autograd's dw at {_mismatches(got[f'grad{i}'], expected)} "
+                          f"of {expected.numel()} elements ({_conv_title(case[0], case[1], stride, padding)}).")
+
+    shown = "; ".join(_conv_title(c[0], c[1], c[3], c[4]) for c in cases)
+    return Property("conv2d_weight_grad", f"equals autograd's dw through F.conv2d: {shown}",
+                    _grad_program("conv2d_weight_grad", cases), judge)
+
+
+def conv_grad_bad_input(function: str) -> Property:
+    x, w, dout = torch.zeros(2, 3, 5, 5), torch.zeros(4, 3, 3, 3), torch.zeros(2, 4, 3, 3)
+    if function == "conv2d_input_grad":
+        good: list[Any] = [tuple(x.shape), w, dout]
+        calls: list[tuple[str, list[Any], dict[str, Any]]] = [
+            (function, [(2, 3, 5), w, dout], {}), (function, [(2, 2, 5, 5), w, dout], {}),
+            (function, [tuple(x.shape), w, dout[:, :, :2]], {})]
+        what = ["input_shape of three numbers", "input_shape with the wrong number of channels",
+                "dout of the wrong size"]
+    else:
+        good = [x, tuple(w.shape), dout]
+        calls = [(function, [x[0], tuple(w.shape), dout], {}), (function, [x, (4, 2, 3, 3), dout], {}),
+                 (function, [x, tuple(w.shape), dout[:, :3]], {})]
+        what = ["x of 3 dimensions", "weight_shape with the wrong number of channels", "dout with the wrong filters"]
+    return _bad_input_property(function, calls, what, good)
+
+
 # ----------------------------------------------------------------------------- vectorized, by counting
 
 
@@ -817,8 +974,10 @@ def conv_module_parameters(C: int, Fn: int, K: int) -> Property:
         # by layer.
         if not 0.02 * bound <= std <= 3 * bound:
             raise Mistake(f"Conv2d's weight has standard deviation {std:.3g}, far from the 1/√fan_in scale "
-                          f"({bound:.3g} for fan_in = C·K·K = {C * K * K}) that keeps activations at a steady size "
-                          "through layers: draw it uniform in [−1/√fan_in, 1/√fan_in], as nn.Conv2d does.")
+                          f"({bound:.3g} for fan_in = C·K·K = {C * K * K}) of nn.Conv2d's init (standard deviation "
+                          "1/√(3·fan_in)) and of He's (√(2/fan_in)): far smaller weights make the activations vanish "
+                          "layer after layer, far larger ones make them blow up. Draw it uniform in "
+                          "[−1/√fan_in, 1/√fan_in], as nn.Conv2d does.")
 
     return Property("Conv2d", f"has parameters weight {Fn}×{C}×{K}×{K} and bias {Fn}, at nn.Conv2d's scale", p, judge)
 
@@ -964,6 +1123,179 @@ def conv_module_trains(seed: int, steps: int = 30) -> Property:
     return Property("Conv2d", f"trains inside nn.Sequential: the loss halves in {steps} Adam steps", p, judge)
 
 
+# ----------------------------------------------------------------------------- receptive fields
+
+
+def field_by_autograd(layers: list[tuple[int, ...]]) -> int:
+    """The receptive field measured, not computed: the span of input pixels that receive a gradient from the
+    first output of a stack of one-channel convolutions with positive weights (``(kernel, stride[, dilation])``
+    per layer), along one axis."""
+    geometry = [(layer[0], layer[1], layer[2] if len(layer) > 2 else 1) for layer in layers]
+    size, step = 1, 1
+    for k, s, d in geometry:
+        size += d * k * step + s * step  # generous: every layer keeps at least one output
+        step *= s
+    x = torch.ones(1, 1, size, 1, dtype=torch.float64, requires_grad=True)
+    h = x
+    for k, s, d in geometry:
+        h = F.conv2d(h, torch.ones(1, 1, k, 1, dtype=torch.float64), stride=(s, 1), dilation=(d, 1))
+    (grad,) = torch.autograd.grad(h[0, 0, 0, 0], x)
+    touched = grad[0, 0, :, 0].nonzero().flatten()
+    return int(touched.max() - touched.min()) + 1
+
+
+def _field_candidates(layers: list[tuple[int, ...]]) -> list[tuple[str, int]]:
+    def field(term: Callable[[int, int, int, int, int], int], start: int = 1) -> int:
+        total, jump = start, 1
+        for layer in layers:
+            k, s = layer[0], layer[1]
+            d = layer[2] if len(layer) == 3 else 1
+            total += term(k, s, d, jump, jump * s)
+            jump *= s
+        return total
+
+    return [
+        ("it ignores the strides: a layer after a stride-s layer sees pixels that are s apart in the input, so "
+         "its (kernel_size − 1) counts jump input pixels each, jump being the product of the earlier strides",
+         field(lambda k, s, d, jump, after: d * (k - 1))),
+        ("it multiplies by the layer's own stride too: a layer's kernel spans pixels of *its* input, jump apart, "
+         "jump being the product of the strides of the layers before it (not including its own)",
+         field(lambda k, s, d, jump, after: d * (k - 1) * after)),
+        ("it ignores the dilation: a dilated kernel spans dilation·(kernel_size − 1) + 1 pixels",
+         field(lambda k, s, d, jump, after: (k - 1) * jump)),
+        ("it counts a dilated kernel as dilation·kernel_size wide; it spans dilation·(kernel_size − 1) + 1",
+         field(lambda k, s, d, jump, after: (d * k - 1) * jump)),
+        ("it is off by one: one output of a single k-wide kernel sees k pixels, so start from 1 and add "
+         "dilation·(kernel_size − 1)·jump per layer",
+         field(lambda k, s, d, jump, after: d * (k - 1) * jump, start=0)),
+        ("it adds whole kernel widths: consecutive windows overlap, so each layer adds (kernel_size − 1)·jump, "
+         "not kernel_size·jump",
+         field(lambda k, s, d, jump, after: d * k * jump, start=0)),
+    ]
+
+
+def receptive_field_values(stacks: list[list[tuple[int, ...]]], show_inputs: bool = True) -> Property:
+    """``receptive_field(layers)`` is the span that autograd measures, an ``int``, for every stack."""
+    p = _program()
+    p.fetch(**{f"case{i}": p.call("conv.receptive_field", [tuple(layer) for layer in layers])
+               for i, layers in enumerate(stacks)})
+
+    def judge(got: dict[str, Any]) -> None:
+        for i, layers in enumerate(stacks):
+            value, expected = got[f"case{i}"], field_by_autograd(layers)
+            where = f"receptive_field({layers})" if show_inputs else "receptive_field"
+            if isinstance(value, float) and value == expected:
+                raise Mistake(f"{where} returned the float {value!r}; return an int.")
+            if type(value) is not int:
+                raise Mistake(f"{where} returned a {type(value).__name__}; it must return a Python int.")
+            if value == expected:
+                continue
+            likely = [why for why, wrong in _field_candidates(layers) if wrong == value and wrong != expected]
+            shown = f" returned {value}; expected {expected}" if show_inputs else " gave a wrong size"
+            formula = ": r = 1 + Σ_l dilation_l·(kernel_size_l − 1)·Π_{i<l} stride_i"
+            hint = f": likely, {likely[0]}" if likely else formula
+            raise Mistake(f"{where}{shown}{hint}.")
+
+    return Property("receptive_field", f"equals the span autograd measures through the stack ({len(stacks)} stacks)",
+                    p, judge)
+
+
+def receptive_field_bad_input() -> Property:
+    calls: list[tuple[str, list[Any], dict[str, Any]]] = [
+        ("receptive_field", [[(3, 0)]], {}), ("receptive_field", [[(3, 1, 1, 1)]], {}),
+        ("receptive_field", [[(0, 1)]], {})]
+    return _bad_input_property("receptive_field", calls, ["a stride of 0", "a layer of four numbers",
+                                                          "a kernel of size 0"], [[(3, 1)]])
+
+
+# ----------------------------------------------------------------------------- counting parameters and FLOPs
+
+
+def parameters_by_torch(c: int, f: int, kernel: int | tuple[int, int], bias: bool) -> int:
+    """``nn.Conv2d``'s own count, on the meta device (no memory is allocated)."""
+    layer = torch.nn.Conv2d(c, f, kernel, bias=bias, device="meta")
+    return sum(p.numel() for p in layer.parameters())
+
+
+def flops_by_torch(c: int, f: int, kernel: Any, size: Any, stride: Any, padding: Any) -> int:
+    """2 FLOPs for each of the ``C·KH·KW`` products of every output that ``F.conv2d`` computes on one image (the
+    outputs counted by torch itself, on the meta device: no memory, no arithmetic). The same number as
+    ``torch.utils.flop_counter.FlopCounterMode`` gives, which the tests confirm; the counter itself imports
+    torch's compiler, seconds of start-up for a check."""
+    (kh, kw), (h, w) = _pair(kernel), _pair(size)
+    out = F.conv2d(torch.empty(1, c, h, w, device="meta"), torch.empty(f, c, kh, kw, device="meta"),
+                   stride=_pair(stride), padding=_pair(padding))
+    return 2 * out.numel() * c * kh * kw
+
+
+def num_parameters_values(cases: list[tuple[int, int, Any, bool]], show_inputs: bool = True) -> Property:
+    """``conv2d_num_parameters(C, F, kernel_size, bias=...)`` is ``nn.Conv2d``'s count, an ``int``."""
+    p = _program()
+    p.fetch(**{f"case{i}": p.call("conv.conv2d_num_parameters", c, f, k, bias=bias)
+               for i, (c, f, k, bias) in enumerate(cases)})
+
+    def judge(got: dict[str, Any]) -> None:
+        for i, (c, f, k, bias) in enumerate(cases):
+            value, expected = got[f"case{i}"], parameters_by_torch(c, f, k, bias)
+            where = f"conv2d_num_parameters({c}, {f}, {k!r}, bias={bias})" if show_inputs else "conv2d_num_parameters"
+            if type(value) is not int:
+                raise Mistake(f"{where} returned a {type(value).__name__}; it must return a Python int.")
+            if value == expected:
+                continue
+            kh, kw = _pair(k)
+            candidates = [
+                ("the biases are missing: a layer with bias=True has one per filter, F more", f * c * kh * kw),
+                ("bias=False still counts the biases", f * c * kh * kw + f),
+                ("the input channels are missing: each filter has a KH×KW kernel for every one of the C input "
+                 "channels", f * kh * kw + (f if bias else 0)),
+                ("the kernel is counted as K·K for a non-square kernel, or as K alone: it has KH·KW weights per "
+                 "channel", f * c * kh * kh + (f if bias else 0)),
+                ("there is one bias per filter, not one per filter and input channel", f * c * (kh * kw + 1)),
+            ]
+            likely = [why for why, wrong in candidates if wrong == value]
+            raise Mistake(f"{where} " + (f"returned {value}; nn.Conv2d has {expected}" if show_inputs else
+                                         "gave a wrong count")
+                          + (f": {likely[0]}." if likely else ": F·C·KH·KW weights, plus F biases."))
+
+    return Property("conv2d_num_parameters", f"equals nn.Conv2d's parameter count ({len(cases)} layers)", p, judge)
+
+
+def flops_values(cases: list[tuple[int, int, Any, Any, Any, Any]], show_inputs: bool = True) -> Property:
+    """``conv2d_flops(C, F, kernel_size, input_size, stride, padding)`` is what torch's FLOP counter counts."""
+    p = _program()
+    p.fetch(**{f"case{i}": p.call("conv.conv2d_flops", c, f, k, size, stride=s, padding=pad)
+               for i, (c, f, k, size, s, pad) in enumerate(cases)})
+
+    def judge(got: dict[str, Any]) -> None:
+        for i, (c, f, k, size, s, pad) in enumerate(cases):
+            value, expected = got[f"case{i}"], flops_by_torch(c, f, k, size, s, pad)
+            where = (f"conv2d_flops({c}, {f}, {k!r}, {size!r}, stride={s!r}, padding={pad!r})" if show_inputs
+                     else "conv2d_flops")
+            if type(value) is not int:
+                raise Mistake(f"{where} returned a {type(value).__name__}; it must return a Python int.")
+            if value == expected:
+                continue
+            (kh, kw), (h, w), (sh, sw), (ph, pw) = _pair(k), _pair(size), _pair(s), _pair(pad)
+            oh, ow = _true_size(h, kh, sh, ph), _true_size(w, kw, sw, pw)
+            candidates = [
+                ("it counts multiply–accumulates: each is 2 FLOPs, a multiplication and an addition", expected // 2),
+                ("it uses the input's size: the layer computes F·OH·OW outputs, with OH, OW from conv_output_size "
+                 "(stride and padding change them)", 2 * c * kh * kw * f * h * w),
+                ("the input channels are missing: each output sums over all C input channels, C·KH·KW products",
+                 2 * kh * kw * f * oh * ow),
+                ("it adds the bias: the convention (torch's FLOP counter) leaves it out",
+                 expected + f * oh * ow),
+                ("the kernel is counted as K·K for a non-square kernel: it has KH·KW taps",
+                 2 * c * kh * kh * f * oh * ow),
+            ]
+            likely = [why for why, wrong in candidates if wrong == value and wrong != expected]
+            raise Mistake(f"{where} " + (f"returned {value}; torch's counter says {expected}" if show_inputs else
+                                         "gave a wrong count")
+                          + (f": {likely[0]}." if likely else ": 2·C·KH·KW·F·OH·OW."))
+
+    return Property("conv2d_flops", f"equals torch's FLOP counter for one image ({len(cases)} layers)", p, judge)
+
+
 # ----------------------------------------------------------------------------- inputs of the visible checks
 
 
@@ -1049,6 +1381,18 @@ def conv_backward_check() -> list[Property]:
             vectorized("conv2d_backward"), conv_backward_keeps_inputs([overlapping])]
 
 
+@register("conv_as_conv")
+def conv_as_conv_check() -> list[Property]:
+    plain = conv_case(2, 2, 6, 5, 4, 3, 3, 1, 1, seed=70)
+    square = conv_case(2, 3, 6, 6, 3, 3, 3, 1, 0, seed=74)  # C == F: swapped channels keep the shapes
+    strided = conv_case(2, 3, 8, 7, 3, 3, 3, 2, 0, seed=78)  # 8 − 3 = 5: the last row is past the last window
+    wide = conv_case(2, 2, 9, 8, 2, 3, 2, 3, 2, seed=82)
+    return [conv_input_grad_values([plain, square]), conv_input_grad_values([plain, strided, wide]),
+            conv_grad_bad_input("conv2d_input_grad"),
+            conv_weight_grad_values([plain, square]), conv_weight_grad_values([plain, strided, wide]),
+            conv_grad_bad_input("conv2d_weight_grad")]
+
+
 @register("maxpool")
 def maxpool_check() -> list[Property]:
     x = distinct_pool_input(2, 3, 6, 7, seed=50)
@@ -1070,3 +1414,16 @@ def conv_module_check() -> list[Property]:
             conv_module_uses_function(3, 4, 3, x),
             conv_module_gradients(3, 4, 3, 1, 1, x, _randn(2, 4, 7, 6, seed=62)),
             conv_module_gradcheck(2, 3, 3, 2, 1, x64), conv_module_trains(seed=63)]
+
+
+@register("receptive_field")
+def receptive_field_check() -> list[Property]:
+    stacks = [[(3, 1)], [(3, 1), (3, 1)], [(3, 1), (2, 2), (3, 1), (2, 2)], [(5, 2), (3, 2), (3, 1)],
+              [(3, 1, 2), (3, 1, 4)], []]
+    return [receptive_field_values(stacks), receptive_field_bad_input()]
+
+
+@register("conv_counting")
+def conv_counting_check() -> list[Property]:
+    return [num_parameters_values([(3, 16, 3, True), (16, 32, 3, False), (1, 8, (5, 3), True)]),
+            flops_values([(3, 16, 3, 32, 1, 1), (16, 32, 3, 28, 2, 1), (1, 8, (5, 3), (28, 20), 1, 0)])]

@@ -892,6 +892,462 @@ def batchnorm_check() -> list[Property]:
     ]
 
 
+# ----------------------------------------------------------------------------- batch norm at test time
+
+FORBID_NORMS = (*FORBID_BATCHNORM, "torch.nn.BatchNorm2d", "torch.nn.LayerNorm", "torch.native_layer_norm",
+                "torch.nn.functional.group_norm", "torch.group_norm")
+
+
+def _running_oracle(running_mean: torch.Tensor, running_var: torch.Tensor, batches: list[torch.Tensor],
+                    momentum: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The running statistics after ``batches``, by ``torch.nn.functional.batch_norm`` in training mode (it
+    updates the buffers it is given), in float64."""
+    mean, var = running_mean.double().clone(), running_var.double().clone()
+    for x in batches:
+        torch.nn.functional.batch_norm(x.double(), mean, var, training=True, momentum=momentum)
+    return mean, var
+
+
+def _running_candidates(running_mean: torch.Tensor, running_var: torch.Tensor, batches: list[torch.Tensor],
+                        momentum: float) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Running statistics computed the wrong ways, each with its diagnosis."""
+    def run(correction: int, weight_new: float, keep: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = running_mean.double(), running_var.double()
+        for x in batches:
+            x64 = x.double()
+            if keep:
+                mean = (1 - weight_new) * mean + weight_new * x64.mean(0)
+                var = (1 - weight_new) * var + weight_new * x64.var(0, correction=correction)
+            else:
+                mean, var = x64.mean(0), x64.var(0, correction=correction)
+        return mean, var
+
+    return {
+        "running_var uses the biased batch variance (divide by N); torch's running statistics keep the unbiased "
+        "one, Σ(x − μ)² / (N − 1), although the batch itself is normalized with the biased one": run(0, momentum),
+        "momentum weighs the old statistics instead of the new batch: running ← (1 − momentum)·running + "
+        "momentum·batch statistic": run(1, 1 - momentum),
+        "it returns the batch's own statistics: blend them into the running ones, (1 − momentum)·running + "
+        "momentum·batch statistic": run(1, 1.0, keep=False),
+    }
+
+
+def batchnorm_running_values(running_mean: torch.Tensor, running_var: torch.Tensor, batches: list[torch.Tensor],
+                             momentum: float = 0.1) -> Property:
+    """``batchnorm_running_update`` applied batch after batch gives the buffers ``F.batch_norm`` keeps, and
+    leaves its arguments unchanged."""
+    p = Program().forbid(*FORBID_NORMS)
+    mean, var = p.put(running_mean.clone()), p.put(running_var.clone())
+    given = (mean, var)
+    refs = []
+    for x in batches:
+        xr = p.put(x.clone())
+        result = p.call("layers.batchnorm_running_update", mean, var, xr, momentum=momentum)
+        refs.append((result, xr))
+        mean, var = p.item(result, 0), p.item(result, 1)
+    p.fetch(result=refs[-1][0], mean_before=given[0], var_before=given[1], x_after=refs[0][1])
+    dtype = running_mean.dtype
+
+    def judge(got: dict[str, Any]) -> None:
+        got_mean, got_var = expect_tuple(got["result"], 2, "batchnorm_running_update", "running_mean, running_var")
+        got_mean = expect_tensor(got_mean, "the new running_mean", running_mean)
+        got_var = expect_tensor(got_var, "the new running_var", running_var)
+        expect_unchanged(got["mean_before"], running_mean, "running_mean", "batchnorm_running_update")
+        expect_unchanged(got["var_before"], running_var, "running_var", "batchnorm_running_update")
+        expect_unchanged(got["x_after"], batches[0], "x", "batchnorm_running_update")
+        want_mean, want_var = _running_oracle(running_mean, running_var, batches, momentum)
+        if _matches(got_mean, want_mean, dtype) and _matches(got_var, want_var, dtype):
+            return
+        for why, (m, v) in _running_candidates(running_mean, running_var, batches, momentum).items():
+            if _matches(got_mean, m, dtype) and _matches(got_var, v, dtype):
+                raise Mistake(f"{why}.")
+        which = "running_mean" if not _matches(got_mean, want_mean, dtype) else "running_var"
+        raise Mistake(f"the new {which} differs from torch's after {len(batches)} batch(es) (momentum {momentum:g}): "
+                      "running ← (1 − momentum)·running + momentum·(the batch's mean, or its unbiased variance).")
+
+    n = batches[0].shape[0]
+    return Property("batchnorm_running_update", f"{len(batches)} update(s) give the buffers torch keeps "
+                    f"({len(batches)}×{n}×{batches[0].shape[1]} {str(dtype).removeprefix('torch.')}, "
+                    f"momentum {momentum:g})", p, judge)
+
+
+def _eval_oracle(eps: float) -> Any:
+    return lambda a, g, b, m, v: torch.nn.functional.batch_norm(a, m, v, g, b, training=False, eps=eps)
+
+
+def running_statistics(x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Running statistics unlike ``x``'s own (so that using the batch's statistics shows)."""
+    g = _seeded(seed)
+    d = x.shape[1]
+    mean = x.double().mean(0) + torch.randn(d, generator=g, dtype=torch.float64)
+    var = x.double().var(0) * (torch.rand(d, generator=g, dtype=torch.float64) * 2 + 0.5)
+    return mean.to(x.dtype), var.to(x.dtype)
+
+
+def batchnorm_eval_forward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                                  running_mean: torch.Tensor, running_var: torch.Tensor, eps: float = 1e-5) -> Property:
+    """Test-time batch norm equals ``F.batch_norm(..., training=False)``; no input is modified."""
+    inputs = [x, gamma, beta, running_mean, running_var]
+
+    def judge(got: dict[str, Any]) -> None:
+        out, _ = expect_pair(got["result"], "batchnorm_eval_forward")
+        out = expect_tensor(out, "batchnorm_eval_forward's out", x)
+        expected = _eval_oracle(eps)(*(t.double() for t in inputs))
+        if not _matches(out, expected, x.dtype):
+            x64, g64, b64, m64, v64 = (t.double() for t in inputs)
+            if x.shape[0] > 1 and _matches(out, _bn_oracle(eps)(x64, g64, b64), x.dtype):
+                raise Mistake("batchnorm_eval_forward normalized with the batch's own mean and variance; at test time "
+                              "batch norm uses the running statistics, so that each sample's output depends on it "
+                              "alone.")
+            if _matches(out, g64 * (x64 - m64) / (v64 + eps) + b64, x.dtype):
+                raise Mistake("batchnorm_eval_forward divides by the variance: divide by the standard deviation, "
+                              "√(running_var + eps).")
+            if _matches(out, g64 * (x64 - m64) / (v64.sqrt() + eps) + b64, x.dtype):
+                raise Mistake("eps belongs inside the square root: √(running_var + eps).")
+            if x.shape[0] == 1 and (not bool(torch.isfinite(out).all()) or bool((out == beta).all())):
+                raise Mistake("on a batch of one sample, batchnorm_eval_forward gives nan or β: it used the batch's "
+                              "own statistics. At test time use the running ones.")
+            raise Mistake(f"batchnorm_eval_forward's out differs from γ·(x − running_mean)/√(running_var + eps) + β at "
+                          f"{_off(out, expected, x.dtype)} of {x.numel()} elements.")
+        _expect_inputs_unchanged(got, inputs, ["x", "gamma", "beta", "running_mean", "running_var"],
+                                 "batchnorm_eval_forward")
+
+    return Property("batchnorm_eval_forward", f"equals F.batch_norm(..., training=False) ({_describe(x)}, "
+                    f"eps = {eps:g})", _forward_program("batchnorm_eval_forward", inputs, FORBID_NORMS, eps=eps), judge)
+
+
+def batchnorm_eval_backward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                                   running_mean: torch.Tensor, running_var: torch.Tensor, dout: torch.Tensor,
+                                   eps: float = 1e-5) -> Property:
+    """``dx``, ``dgamma``, ``dbeta`` against autograd through ``F.batch_norm(..., training=False)``."""
+    stats = [running_mean, running_var]
+
+    def judge(got: dict[str, Any]) -> None:
+        dx, dgamma, dbeta = expect_tuple(got["grads"], 3, "batchnorm_eval_backward", "dx, dgamma, dbeta")
+        for value, name in ((dgamma, "dgamma"), (dbeta, "dbeta")):
+            if isinstance(value, torch.Tensor) and tuple(value.shape) == tuple(x.shape):
+                raise Mistake(f"{name} has one row per sample: γ and β are shared by the whole batch, so their "
+                              "gradients sum over it (shape D).")
+        dx = expect_tensor(dx, "batchnorm_eval_backward's dx", x)
+        dgamma = expect_tensor(dgamma, "dgamma", gamma)
+        dbeta = expect_tensor(dbeta, "dbeta", beta)
+        m64, v64 = running_mean.double(), running_var.double()
+        _, (ex, eg, eb) = _grads_of(lambda a, g, b: _eval_oracle(eps)(a, g, b, m64, v64), [x, gamma, beta], dout)
+        if not _matches(dbeta, eb, x.dtype):
+            raise Mistake("dbeta must be Σ_n dout[n] (β is added to every row).")
+        if not _matches(dgamma, eg, x.dtype):
+            raise Mistake("dgamma must be Σ_n dout[n]·x̂[n], with x̂ = (x − running_mean)/√(running_var + eps).")
+        if _matches(dx, ex, x.dtype):
+            _expect_inputs_unchanged(got, [x, gamma, beta, *stats], ["x", "gamma", "beta", "running_mean",
+                                                                     "running_var"], "batchnorm_eval_forward/backward")
+            expect_unchanged(got["dout_after"], dout, "dout", "batchnorm_eval_backward")
+            return
+        s = 1 / (v64 + eps).sqrt()
+        xhat = (x.double() - m64) * s
+        g = dout.double() * gamma.double()
+        n = x.shape[0]
+        training_formula = s / n * (n * g - g.sum(0) - xhat * (g * xhat).sum(0))
+        if _matches(dx, training_formula, x.dtype):
+            raise Mistake("dx is training mode's formula, with the paths through the batch mean and variance; at test "
+                          "time the running statistics are constants, so dx = dout·γ/√(running_var + eps).")
+        if _matches(dx, dout.double() * s, x.dtype):
+            raise Mistake("dx lacks the factor γ: dx = dout·γ/√(running_var + eps).")
+        raise Mistake(f"dx differs from autograd's at {_off(dx, ex, x.dtype)} of {x.numel()} elements: "
+                      "dx = dout·γ/√(running_var + eps).")
+
+    return Property("batchnorm_eval_backward", f"dx, dgamma, dbeta agree with autograd ({_describe(x)})",
+                    _fb_program("batchnorm_eval_forward", "batchnorm_eval_backward", [x, gamma, beta, *stats], dout,
+                                FORBID_NORMS, eps=eps), judge)
+
+
+def batchnorm_running_rejects_single_sample(x: torch.Tensor) -> Property:
+    d = x.shape[1]
+    mean, var = torch.zeros(d, dtype=x.dtype), torch.ones(d, dtype=x.dtype)
+    return _raises_property("batchnorm_running_update",
+                            "works on a batch of 2 or more; a batch of one raises ValueError",
+                            "batchnorm_running_update", [mean, var, x], [mean, var, x[:1]],
+                            "keep the given checks (an unbiased variance needs 2 samples).", FORBID_NORMS)
+
+
+@register("batchnorm_eval")
+def batchnorm_eval_check() -> list[Property]:
+    """The visible check for ``batchnorm_running_update``, ``batchnorm_eval_forward`` and
+    ``batchnorm_eval_backward``."""
+    x, gamma, beta, dout = batchnorm_inputs(8, 5, seed=20)
+    x32, gamma32, beta32, dout32 = batchnorm_inputs(16, 3, seed=21, dtype=torch.float32)
+    batches = [batchnorm_inputs(6, 4, seed=22 + k)[0] for k in range(3)]
+    mean, var = running_statistics(x, seed=25)
+    mean32, var32 = running_statistics(x32, seed=26)
+    return [
+        batchnorm_running_values(torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64),
+                                 batches[:1]),
+        batchnorm_running_values(torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64),
+                                 batches, momentum=0.3),
+        batchnorm_running_rejects_single_sample(x),
+        batchnorm_eval_forward_values(x, gamma, beta, mean, var),
+        batchnorm_eval_forward_values(x[:1], gamma, beta, mean, var),
+        batchnorm_eval_forward_values(x32, gamma32, beta32, mean32, var32, eps=1e-3),
+        batchnorm_eval_backward_values(x, gamma, beta, mean, var, dout),
+        batchnorm_eval_backward_values(x32, gamma32, beta32, mean32, var32, dout32, eps=1e-3),
+    ]
+
+
+# ----------------------------------------------------------------------------- spatial batch norm
+
+
+def _spatial_manual(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float,
+                    dims: tuple[int, ...] = (0, 2, 3)) -> torch.Tensor:
+    """Normalization of ``x: N×C×H×W`` over ``dims`` (biased variance), then ``γ[c]``, ``β[c]``: the spatial batch
+    norm for ``(0, 2, 3)``, and the wrong groupings behind the diagnoses for other ``dims``. (The same as
+    ``F.batch_norm(..., training=True)`` for ``(0, 2, 3)``, which the tests confirm; torch's own op is slow on a
+    CPU in float64.)"""
+    x64 = x.double()
+    mean = x64.mean(dims, keepdim=True)
+    var = x64.var(dims, correction=0, keepdim=True)
+    return gamma.double().view(1, -1, 1, 1) * (x64 - mean) / (var + eps).sqrt() + beta.double().view(1, -1, 1, 1)
+
+
+def _spatial_scrambled(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Batch norm of ``x.reshape(-1, C)`` reshaped back: channels mixed up by a reshape without a permute."""
+    channels = x.shape[1]
+    return _bn_manual(x.double().reshape(-1, channels), gamma, beta, eps, "biased").reshape(x.shape)
+
+
+def spatial_batchnorm_forward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                                     eps: float = 1e-5) -> Property:
+    """Per-channel batch norm of ``N×C×H×W`` images over ``N, H, W``; no input is modified."""
+    inputs = [x, gamma, beta]
+
+    def judge(got: dict[str, Any]) -> None:
+        out, _ = expect_pair(got["result"], "spatial_batchnorm_forward")
+        out = expect_tensor(out, "spatial_batchnorm_forward's out", x)
+        expected = _spatial_manual(x, gamma, beta, eps)
+        if not _matches(out, expected, x.dtype):
+            wrong = {
+                (0,): "it normalized each (channel, row, column) position over the batch alone: a channel's "
+                      "statistics gather its values at every position too, over N, H and W",
+                (2, 3): "it normalized each image's channel on its own (instance norm): batch norm pools the whole "
+                        "batch, over N, H and W",
+                (1, 2, 3): "it normalized each image over all its channels and positions (layer norm): batch norm "
+                           "keeps one mean and variance per channel, over N, H and W",
+            }
+            for dims, why in wrong.items():
+                if _matches(out, _spatial_manual(x, gamma, beta, eps, dims), x.dtype):
+                    raise Mistake(f"spatial_batchnorm_forward's out is wrong: {why}.")
+            if _matches(out, _spatial_scrambled(x, gamma, beta, eps), x.dtype):
+                raise Mistake("spatial_batchnorm_forward mixes up the channels: x.reshape(-1, C) does not put a "
+                              "channel's values in one column. Move the channels last first, "
+                              "x.permute(0, 2, 3, 1).reshape(-1, C), and permute back at the end.")
+            raise Mistake(f"spatial_batchnorm_forward's out differs from F.batch_norm's at "
+                          f"{_off(out, expected, x.dtype)} of {x.numel()} elements.")
+        _expect_inputs_unchanged(got, inputs, ["x", "gamma", "beta"], "spatial_batchnorm_forward")
+
+    return Property("spatial_batchnorm_forward", f"one mean and variance per channel, over N, H, W ({_describe(x)})",
+                    _forward_program("spatial_batchnorm_forward", inputs, FORBID_NORMS, eps=eps), judge)
+
+
+def spatial_batchnorm_backward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, dout: torch.Tensor,
+                                      eps: float = 1e-5) -> Property:
+    """``dx``, ``dgamma``, ``dbeta`` against autograd through spatial batch norm."""
+
+    def judge(got: dict[str, Any]) -> None:
+        dx, dgamma, dbeta = expect_tuple(got["grads"], 3, "spatial_batchnorm_backward", "dx, dgamma, dbeta")
+        for value, name in ((dgamma, "dgamma"), (dbeta, "dbeta")):
+            if isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(gamma.shape):
+                raise Mistake(f"{name} has shape {tuple(value.shape)}; it must be C = ({x.shape[1]},): γ[c] and β[c] "
+                              "are shared by every image and position of channel c, so their gradients sum over "
+                              "N, H and W.")
+        dx = expect_tensor(dx, "spatial_batchnorm_backward's dx", x)
+        dgamma = expect_tensor(dgamma, "dgamma", gamma)
+        dbeta = expect_tensor(dbeta, "dbeta", beta)
+        out = got["out"]
+        if isinstance(out, torch.Tensor) and out.shape == x.shape and not _matches(
+                out, _spatial_manual(x, gamma, beta, eps), x.dtype):
+            raise Mistake("spatial_batchnorm_forward's output is wrong, so its backward cannot be right: fix the "
+                          "forward first.")
+        _, (ex, eg, eb) = _grads_of(lambda a, g, b: _spatial_manual(a, g, b, eps), [x, gamma, beta], dout)
+        layout = ("the gradients are batch norm's in the wrong layout: bring dout to (N·H·W)×C exactly as the "
+                  "forward did (permute(0, 2, 3, 1), then reshape) and dx back with the inverse (reshape to "
+                  "N×H×W×C, then permute(0, 3, 1, 2)).")
+        if not _matches(dbeta, eb, x.dtype):
+            if _matches(dbeta, dout.double().reshape(-1, x.shape[1]).sum(0), x.dtype):
+                raise Mistake(layout)
+            raise Mistake("dbeta must be dout summed over N, H and W, per channel.")
+        if not _matches(dgamma, eg, x.dtype):
+            raise Mistake("dgamma must be dout·x̂ summed over N, H and W, per channel.")
+        if _matches(dx, ex, x.dtype):
+            _expect_inputs_unchanged(got, [x, gamma, beta], ["x", "gamma", "beta"],
+                                     "spatial_batchnorm_forward/backward")
+            expect_unchanged(got["dout_after"], dout, "dout", "spatial_batchnorm_backward")
+            return
+        channels = x.shape[1]
+        rows = x.double().permute(0, 2, 3, 1).reshape(-1, channels)
+        for dout_rows in (dout.double().reshape(-1, channels), dout.double().permute(0, 2, 3, 1).reshape(-1, channels)):
+            grad = _grads_of(lambda a: _bn_manual(a, gamma, beta, eps, "biased"), [rows], dout_rows)[1][0]
+            if _matches(dx, grad.reshape(x.shape), x.dtype):
+                raise Mistake(layout)
+        raise Mistake(f"dx differs from autograd's at {_off(dx, ex, x.dtype)} of {x.numel()} elements: use your "
+                      "batchnorm_backward on the same (N·H·W)×C layout as the forward.")
+
+    return Property("spatial_batchnorm_backward", f"dx, dgamma, dbeta agree with autograd ({_describe(x)})",
+                    _fb_program("spatial_batchnorm_forward", "spatial_batchnorm_backward", [x, gamma, beta], dout,
+                                FORBID_NORMS, eps=eps), judge)
+
+
+def spatial_inputs(n: int, c: int, h: int, w: int, seed: int,
+                   dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
+    """Images whose channels have different means and scales, ``gamma``, ``beta``, ``dout``."""
+    g = _seeded(seed)
+    shift = torch.randn(1, c, 1, 1, generator=g, dtype=torch.float64) * 3
+    scale = torch.rand(1, c, 1, 1, generator=g, dtype=torch.float64) * 2 + 0.2
+    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64) * scale + shift
+    gamma = torch.randn(c, generator=g, dtype=torch.float64)
+    beta = torch.randn(c, generator=g, dtype=torch.float64)
+    dout = torch.randn(n, c, h, w, generator=g, dtype=torch.float64)
+    return tuple(t.to(dtype) for t in (x, gamma, beta, dout))
+
+
+@register("spatial_batchnorm")
+def spatial_batchnorm_check() -> list[Property]:
+    """The visible check for ``spatial_batchnorm_forward`` and ``spatial_batchnorm_backward``."""
+    x, gamma, beta, dout = spatial_inputs(3, 4, 5, 6, seed=30)
+    x32, gamma32, beta32, dout32 = spatial_inputs(4, 3, 4, 4, seed=31, dtype=torch.float32)
+    return [
+        spatial_batchnorm_forward_values(x, gamma, beta),
+        spatial_batchnorm_forward_values(x32, gamma32, beta32, eps=1e-3),
+        spatial_batchnorm_backward_values(x, gamma, beta, dout),
+        spatial_batchnorm_backward_values(x32, gamma32, beta32, dout32, eps=1e-3),
+    ]
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+
+def _ln_oracle(eps: float) -> Any:
+    return lambda a, g, b: torch.nn.functional.layer_norm(a, (a.shape[1],), g, b, eps)
+
+
+def _ln_manual(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float, variant: str) -> torch.Tensor:
+    """Layer norm's wrong variants: the unbiased variance, eps outside the root."""
+    x64 = x.double()
+    centred = x64 - x64.mean(1, keepdim=True)
+    var = x64.var(1, correction=1 if variant == "unbiased" else 0, keepdim=True)
+    denominator = var.sqrt() + eps if variant == "eps outside" else (var + eps).sqrt()
+    return gamma.double() * centred / denominator + beta.double()
+
+
+def layernorm_forward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5) -> Property:
+    """Layer norm equals ``F.layer_norm``; no input is modified."""
+    inputs = [x, gamma, beta]
+
+    def judge(got: dict[str, Any]) -> None:
+        out, _ = expect_pair(got["result"], "layernorm_forward")
+        out = expect_tensor(out, "layernorm_forward's out", x)
+        expected = _ln_oracle(eps)(x.double(), gamma.double(), beta.double())
+        if not _matches(out, expected, x.dtype):
+            if x.shape[0] > 1 and _matches(out, _bn_manual(x, gamma, beta, eps, "biased"), x.dtype):
+                raise Mistake("layernorm_forward normalized each feature over the batch: that is batch norm. Layer "
+                              "norm normalizes each sample over its own features (mean and variance along dim=1).")
+            if _matches(out, _ln_manual(x, gamma, beta, eps, "unbiased"), x.dtype):
+                raise Mistake("layernorm_forward used the unbiased variance (divide by D − 1); layer norm divides "
+                              "by D.")
+            if _matches(out, _ln_manual(x, gamma, beta, eps, "eps outside"), x.dtype):
+                raise Mistake("eps belongs inside the square root: x̂ = (x − μ) / √(σ² + eps).")
+            raise Mistake(f"layernorm_forward's out differs from F.layer_norm's at {_off(out, expected, x.dtype)} of "
+                          f"{x.numel()} elements.")
+        _expect_inputs_unchanged(got, inputs, ["x", "gamma", "beta"], "layernorm_forward")
+
+    return Property("layernorm_forward", f"equals F.layer_norm: each sample over its features ({_describe(x)}, "
+                    f"eps = {eps:g})", _forward_program("layernorm_forward", inputs, FORBID_NORMS, eps=eps), judge)
+
+
+def layernorm_backward_values(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, dout: torch.Tensor,
+                              eps: float = 1e-5) -> Property:
+    """``dx``, ``dgamma``, ``dbeta`` against autograd through ``F.layer_norm``."""
+    n, d = x.shape
+
+    def judge(got: dict[str, Any]) -> None:
+        dx, dgamma, dbeta = expect_tuple(got["grads"], 3, "layernorm_backward", "dx, dgamma, dbeta")
+        for value, name in ((dgamma, "dgamma"), (dbeta, "dbeta")):
+            if isinstance(value, torch.Tensor) and tuple(value.shape) in ((n,), (n, 1), (n, d)) and n != d:
+                raise Mistake(f"{name} has shape {tuple(value.shape)}: γ and β have one entry per feature and are "
+                              "shared by every sample, so their gradients sum over the batch (dim=0), shape D.")
+        dx = expect_tensor(dx, "layernorm_backward's dx", x)
+        dgamma = expect_tensor(dgamma, "dgamma", gamma)
+        dbeta = expect_tensor(dbeta, "dbeta", beta)
+        out = got["out"]
+        forward, (ex, eg, eb) = _grads_of(_ln_oracle(eps), [x, gamma, beta], dout)
+        if isinstance(out, torch.Tensor) and out.shape == x.shape and not _matches(out, forward, x.dtype):
+            raise Mistake("layernorm_forward's output is wrong, so its backward cannot be right: fix the forward "
+                          "first.")
+        if not _matches(dbeta, eb, x.dtype):
+            raise Mistake("dbeta must be Σ_n dout[n], summed over the batch (dim=0).")
+        if not _matches(dgamma, eg, x.dtype):
+            raise Mistake("dgamma must be Σ_n dout[n]·x̂[n], summed over the batch (dim=0).")
+        if _matches(dx, ex, x.dtype):
+            _expect_inputs_unchanged(got, [x, gamma, beta], ["x", "gamma", "beta"], "layernorm_forward/backward")
+            expect_unchanged(got["dout_after"], dout, "dout", "layernorm_backward")
+            return
+        x64 = x.double()
+        centred = x64 - x64.mean(1, keepdim=True)
+        s = 1 / (centred.pow(2).mean(1, keepdim=True) + eps).sqrt()
+        xhat = centred * s
+        g = dout.double() * gamma.double()
+        candidates = {
+            "the sums of dx run over the batch, as in batch norm; in layer norm each sample has its own mean and "
+            "variance, so they run over its features (dim=1)":
+                s / n * (n * g - g.sum(0) - xhat * (g * xhat).sum(0)),
+            "dx is missing the term through the variance (− x̂ · mean over the features of g·x̂, with g = γ·dout)":
+                s * (g - g.mean(1, keepdim=True)),
+            "dx is missing the term through the mean (− the mean over the features of g, with g = γ·dout)":
+                s * (g - xhat * (g * xhat).mean(1, keepdim=True)),
+            "dx is only γ·dout/√(σ² + eps): each x also reaches the loss through its sample's mean and variance":
+                s * g,
+        }
+        for why, candidate in candidates.items():
+            if _matches(dx, candidate, x.dtype):
+                raise Mistake(f"{why}.")
+        raise Mistake(f"dx differs from autograd's at {_off(dx, ex, x.dtype)} of {x.numel()} elements.")
+
+    return Property("layernorm_backward", f"dx, dgamma, dbeta agree with autograd ({_describe(x)})",
+                    _fb_program("layernorm_forward", "layernorm_backward", [x, gamma, beta], dout, FORBID_NORMS,
+                                eps=eps), judge)
+
+
+def layernorm_rejects_bad_beta(x: torch.Tensor) -> Property:
+    d = x.shape[1]
+    ones, zeros = torch.ones(d, dtype=x.dtype), torch.zeros(d, dtype=x.dtype)
+    return _raises_property("layernorm_forward", "works on valid shapes; beta of the wrong length raises ValueError",
+                            "layernorm_forward", [x, ones, zeros], [x, ones, torch.zeros(d - 1, dtype=x.dtype)],
+                            "keep the given shape checks (gamma and beta of length D).", FORBID_NORMS)
+
+
+def layernorm_inputs(n: int, d: int, seed: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
+    """Samples of different means and scales (a row per sample), ``gamma``, ``beta``, ``dout``."""
+    g = _seeded(seed)
+    shift = torch.randn(n, 1, generator=g, dtype=torch.float64) * 4
+    scale = torch.rand(n, 1, generator=g, dtype=torch.float64) * 3 + 0.2
+    x = torch.randn(n, d, generator=g, dtype=torch.float64) * scale + shift
+    gamma = torch.randn(d, generator=g, dtype=torch.float64)
+    beta = torch.randn(d, generator=g, dtype=torch.float64)
+    dout = torch.randn(n, d, generator=g, dtype=torch.float64)
+    return tuple(t.to(dtype) for t in (x, gamma, beta, dout))
+
+
+@register("layernorm")
+def layernorm_check() -> list[Property]:
+    """The visible check for ``layernorm_forward`` and ``layernorm_backward``."""
+    x, gamma, beta, dout = layernorm_inputs(6, 5, seed=40)
+    x32, gamma32, beta32, dout32 = layernorm_inputs(4, 8, seed=41, dtype=torch.float32)
+    return [
+        layernorm_forward_values(x, gamma, beta),
+        layernorm_forward_values(x32, gamma32, beta32, eps=1e-3),
+        layernorm_rejects_bad_beta(x),
+        layernorm_backward_values(x, gamma, beta, dout),
+        layernorm_backward_values(x32, gamma32, beta32, dout32, eps=1e-3),
+    ]
+
+
 # ----------------------------------------------------------------------------- the two-layer net
 
 NET_KEYS = ("W1", "b1", "W2", "b2")

@@ -7,6 +7,10 @@ import torch
 from exercises.checks import Property
 from exercises.checks.autograd import (
     Expr,
+    net_forward_backward,
+    net_parameters,
+    net_trains,
+    net_uses_generator,
     numerical_gradient_is_centred,
     numerical_gradient_keeps_x,
     numerical_gradient_matches_autograd,
@@ -310,3 +314,96 @@ def relative_error_all_zero_h() -> Property:
 def relative_error_shape_mismatch_h() -> Property:
     return relative_error_rejects_mismatch(torch.zeros(2, 3, dtype=torch.float64),
                                            torch.zeros(3, 2, dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------- Neuron, Layer, MLP
+
+
+@hidden_test("Neuron")
+def neuron_four_inputs_h() -> Property:
+    return net_forward_backward("Neuron", 4, (), [0.3, -1.4, 0.9, 2.2], seed=51)
+
+
+@hidden_test("Neuron")
+def neuron_inactive_h() -> Property:
+    return net_forward_backward("Neuron", 2, (), [1.3, -0.6], seed=68, inactive=True)
+
+
+@hidden_test("Neuron")
+def neuron_one_input_h() -> Property:
+    return net_forward_backward("Neuron", 1, (), [-0.8], seed=52)
+
+
+@hidden_test("Neuron")
+def neuron_linear_h() -> Property:
+    return net_forward_backward("Neuron", 5, (), [1.2, -0.4, 0.6, -1.5, 0.2], seed=53, nonlin=False)
+
+
+@hidden_test("Neuron")
+def neuron_parameters_h() -> Property:
+    return net_parameters("Neuron", 5, (), seed=54)
+
+
+@hidden_test("Layer")
+def layer_relu_h() -> Property:
+    return net_forward_backward("Layer", 4, (3,), [0.5, 1.3, -0.7, -0.2], seed=55)
+
+
+@hidden_test("Layer")
+def layer_single_unit_h() -> Property:
+    return net_forward_backward("Layer", 3, (1,), [-1.1, 0.4, 0.8], seed=56)
+
+
+@hidden_test("Layer")
+def layer_linear_h() -> Property:
+    return net_forward_backward("Layer", 2, (5,), [0.9, -1.6], seed=57, nonlin=False)
+
+
+@hidden_test("Layer")
+def layer_parameters_h() -> Property:
+    return net_parameters("Layer", 4, (5,), seed=58)
+
+
+@hidden_test("Layer")
+def layer_generator_h() -> Property:
+    return net_uses_generator("Layer", 3, (2,), seed=59)
+
+
+@hidden_test("MLP")
+def mlp_three_layers_h() -> Property:
+    return net_forward_backward("MLP", 3, (5, 4, 1), [0.6, -0.9, 1.4], seed=60)
+
+
+@hidden_test("MLP")
+def mlp_several_outputs_h() -> Property:
+    return net_forward_backward("MLP", 2, (6, 3), [-0.5, 1.2], seed=61)
+
+
+@hidden_test("MLP")
+def mlp_one_linear_layer_h() -> Property:
+    return net_forward_backward("MLP", 4, (2,), [0.3, 0.8, -1.2, 0.5], seed=62)
+
+
+@hidden_test("MLP")
+def mlp_deep_h() -> Property:
+    return net_forward_backward("MLP", 2, (3, 4, 3, 1), [1.1, 0.7], seed=63)
+
+
+@hidden_test("MLP")
+def mlp_parameters_h() -> Property:
+    return net_parameters("MLP", 3, (5, 4, 1), seed=64)
+
+
+@hidden_test("MLP")
+def mlp_parameters_deep_h() -> Property:
+    return net_parameters("MLP", 2, (3, 3, 3, 2), seed=65)
+
+
+@hidden_test("MLP")
+def mlp_generator_h() -> Property:
+    return net_uses_generator("MLP", 3, (4, 2), seed=66)
+
+
+@hidden_test("MLP", points=2.0)
+def mlp_trains_h() -> Property:
+    return net_trains((8,), n=20, seed=67)

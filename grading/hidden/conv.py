@@ -24,21 +24,28 @@ from exercises.checks.conv import (
     conv_forward_bad_input,
     conv_forward_keeps_inputs,
     conv_forward_values,
+    conv_grad_bad_input,
+    conv_input_grad_values,
     conv_module_forward,
     conv_module_gradcheck,
     conv_module_gradients,
     conv_module_parameters,
     conv_module_trains,
     conv_module_uses_function,
+    conv_weight_grad_values,
     distinct_pool_input,
+    flops_values,
     im2col_keeps_input,
     im2col_values,
     maxpool_backward_ties,
     maxpool_backward_values,
     maxpool_forward_values,
     maxpool_keeps_inputs,
+    num_parameters_values,
     output_size_raises,
     output_size_values,
+    receptive_field_bad_input,
+    receptive_field_values,
     tied_pool_input,
     vectorized,
 )
@@ -296,3 +303,86 @@ def layer_passes_float64_gradcheck() -> Property:
 @hidden_test("Conv2d", points=2.0)
 def layer_learns_in_a_small_cnn() -> Property:
     return conv_module_trains(seed=707)
+
+
+# ----------------------------------------------------------------------------- the backward pass as convolutions
+
+
+@hidden_test("conv2d_input_grad")
+def input_grad_stride_one_float64() -> Property:
+    return conv_input_grad_values([conv_case(2, 3, 7, 6, 4, 3, 3, 1, 1, seed=601, dtype=F64),
+                                   conv_case(1, 4, 5, 5, 4, 3, 3, 1, 0, seed=605, dtype=F64)])
+
+
+@hidden_test("conv2d_input_grad", points=2.0)
+def input_grad_strided_with_leftover_rows() -> Property:
+    return conv_input_grad_values([conv_case(2, 2, 6, 6, 3, 3, 3, 1, 1, seed=609),
+                                   conv_case(2, 2, 10, 9, 3, 3, 3, 2, 0, seed=613),
+                                   conv_case(3, 1, 11, 8, 2, 4, 3, 3, 1, seed=617)])
+
+
+@hidden_test("conv2d_input_grad")
+def input_grad_big_padding_one_by_one() -> Property:
+    return conv_input_grad_values([conv_case(2, 3, 5, 4, 2, 1, 1, 1, 1, seed=621, dtype=F64)])
+
+
+@hidden_test("conv2d_input_grad")
+def input_grad_rejects_bad_input() -> Property:
+    return conv_grad_bad_input("conv2d_input_grad")
+
+
+@hidden_test("conv2d_weight_grad")
+def weight_grad_stride_one_float64() -> Property:
+    return conv_weight_grad_values([conv_case(3, 2, 7, 7, 4, 3, 3, 1, 1, seed=631, dtype=F64),
+                                    conv_case(2, 3, 6, 5, 3, 3, 2, 1, 0, seed=635, dtype=F64)])
+
+
+@hidden_test("conv2d_weight_grad", points=2.0)
+def weight_grad_strided_with_leftover_rows() -> Property:
+    return conv_weight_grad_values([conv_case(2, 2, 6, 6, 3, 3, 3, 1, 0, seed=639),
+                                    conv_case(2, 3, 9, 10, 2, 3, 3, 2, 1, seed=643),
+                                    conv_case(2, 1, 12, 7, 3, 4, 2, 3, 2, seed=647)])
+
+
+@hidden_test("conv2d_weight_grad")
+def weight_grad_big_padding_one_by_one() -> Property:
+    return conv_weight_grad_values([conv_case(2, 3, 4, 5, 2, 1, 1, 1, 0, seed=651, dtype=F64),
+                                    conv_case(2, 3, 4, 5, 2, 1, 1, 1, 2, seed=655, dtype=F64)])
+
+
+@hidden_test("conv2d_weight_grad")
+def weight_grad_rejects_bad_input() -> Property:
+    return conv_grad_bad_input("conv2d_weight_grad")
+
+
+# ----------------------------------------------------------------------------- receptive fields and costs
+
+
+@hidden_test("receptive_field", points=2.0)
+def receptive_field_stacks() -> Property:
+    return receptive_field_values([[(7, 2), (3, 2), (3, 1), (3, 1)], [(2, 2), (2, 2), (2, 2)], [(1, 1)],
+                                   [(3, 2), (3, 2), (3, 2), (3, 2)], [(5, 1), (3, 3), (2, 1)], [(11, 4), (3, 2)]],
+                                  show_inputs=False)
+
+
+@hidden_test("receptive_field")
+def receptive_field_dilated() -> Property:
+    return receptive_field_values([[(3, 1, 1), (3, 1, 2), (3, 1, 4), (3, 1, 8)], [(3, 2, 2), (3, 1, 3)],
+                                   [(2, 1, 5)]], show_inputs=False)
+
+
+@hidden_test("receptive_field")
+def receptive_field_rejects_bad_layers() -> Property:
+    return receptive_field_bad_input()
+
+
+@hidden_test("conv2d_num_parameters")
+def num_parameters_layers() -> Property:
+    return num_parameters_values([(64, 128, 3, True), (3, 96, 11, True), (256, 512, 1, False), (2, 5, (3, 7), True),
+                                  (7, 3, (1, 4), False)], show_inputs=False)
+
+
+@hidden_test("conv2d_flops", points=2.0)
+def flops_layers() -> Property:
+    return flops_values([(64, 128, 3, 56, 1, 1), (3, 96, 11, 227, 4, 0), (256, 512, 1, 14, 2, 0),
+                         (2, 5, (3, 7), (20, 31), (2, 1), (1, 3)), (32, 32, 5, (17, 9), 3, 2)], show_inputs=False)

@@ -9,9 +9,13 @@ from exercises.checks.layers import (
     activation_backward_values,
     activation_forward_values,
     batchnorm_backward_values,
+    batchnorm_eval_backward_values,
+    batchnorm_eval_forward_values,
     batchnorm_forward_values,
     batchnorm_inputs,
     batchnorm_rejects_bad_gamma,
+    batchnorm_running_rejects_single_sample,
+    batchnorm_running_values,
     dropout_backward_identity,
     dropout_backward_same_mask,
     dropout_identity,
@@ -19,6 +23,10 @@ from exercises.checks.layers import (
     dropout_train_statistics,
     dropout_uses_generator,
     huge_logits,
+    layernorm_backward_values,
+    layernorm_forward_values,
+    layernorm_inputs,
+    layernorm_rejects_bad_beta,
     linear_backward_values,
     linear_forward_values,
     linear_rejects_mismatched_shapes,
@@ -28,8 +36,12 @@ from exercises.checks.layers import (
     relu_backward_values,
     relu_forward_keeps_input,
     relu_forward_values,
+    running_statistics,
     softmax_cross_entropy_rejects_bad_labels,
     softmax_cross_entropy_values,
+    spatial_batchnorm_backward_values,
+    spatial_batchnorm_forward_values,
+    spatial_inputs,
     two_layer_net_rejects_missing_key,
     two_layer_net_values,
 )
@@ -325,6 +337,137 @@ def batchnorm_backward_float32_h() -> Property:
 @hidden_test("batchnorm_backward")
 def batchnorm_backward_three_samples_h() -> Property:
     return batchnorm_backward_values(*batchnorm_inputs(3, 5, seed=187))
+
+
+# ----------------------------------------------------------------------------- batch norm at test time
+
+
+@hidden_test("batchnorm_running_update")
+def batchnorm_running_one_batch_h() -> Property:
+    x = batchnorm_inputs(9, 5, seed=190)[0]
+    mean, var = running_statistics(x, seed=191)
+    return batchnorm_running_values(mean, var, [x], momentum=0.2)
+
+
+@hidden_test("batchnorm_running_update")
+def batchnorm_running_many_batches_h() -> Property:
+    batches = [batchnorm_inputs(5, 3, seed=192 + k)[0] for k in range(4)]
+    return batchnorm_running_values(torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
+                                    batches, momentum=0.1)
+
+
+@hidden_test("batchnorm_running_update")
+def batchnorm_running_float32_h() -> Property:
+    x = batchnorm_inputs(16, 6, seed=196, dtype=torch.float32)[0]
+    mean, var = running_statistics(x, seed=197)
+    return batchnorm_running_values(mean, var, [x, x.flip(0) * 0.5 + 1], momentum=0.5)
+
+
+@hidden_test("batchnorm_running_update")
+def batchnorm_running_single_sample_h() -> Property:
+    return batchnorm_running_rejects_single_sample(batchnorm_inputs(4, 3, seed=198)[0])
+
+
+@hidden_test("batchnorm_eval_forward")
+def batchnorm_eval_forward_float64_h() -> Property:
+    x, gamma, beta, _ = batchnorm_inputs(7, 6, seed=200)
+    return batchnorm_eval_forward_values(x, gamma, beta, *running_statistics(x, seed=201))
+
+
+@hidden_test("batchnorm_eval_forward")
+def batchnorm_eval_forward_one_sample_h() -> Property:
+    x, gamma, beta, _ = batchnorm_inputs(5, 4, seed=202)
+    return batchnorm_eval_forward_values(x[2:3], gamma, beta, *running_statistics(x, seed=203))
+
+
+@hidden_test("batchnorm_eval_forward")
+def batchnorm_eval_forward_float32_h() -> Property:
+    x, gamma, beta, _ = batchnorm_inputs(20, 5, seed=204, dtype=torch.float32)
+    return batchnorm_eval_forward_values(x, gamma, beta, *running_statistics(x, seed=205), eps=1e-2)
+
+
+@hidden_test("batchnorm_eval_backward", points=2.0)
+def batchnorm_eval_backward_float64_h() -> Property:
+    x, gamma, beta, dout = batchnorm_inputs(9, 4, seed=206)
+    return batchnorm_eval_backward_values(x, gamma, beta, *running_statistics(x, seed=207), dout)
+
+
+@hidden_test("batchnorm_eval_backward")
+def batchnorm_eval_backward_float32_h() -> Property:
+    x, gamma, beta, dout = batchnorm_inputs(12, 6, seed=208, dtype=torch.float32)
+    return batchnorm_eval_backward_values(x, gamma, beta, *running_statistics(x, seed=209), dout, eps=1e-3)
+
+
+# ----------------------------------------------------------------------------- spatial batch norm
+
+
+@hidden_test("spatial_batchnorm_forward")
+def spatial_batchnorm_forward_float64_h() -> Property:
+    x, gamma, beta, _ = spatial_inputs(2, 5, 4, 3, seed=210)
+    return spatial_batchnorm_forward_values(x, gamma, beta)
+
+
+@hidden_test("spatial_batchnorm_forward")
+def spatial_batchnorm_forward_float32_h() -> Property:
+    x, gamma, beta, _ = spatial_inputs(5, 2, 6, 6, seed=211, dtype=torch.float32)
+    return spatial_batchnorm_forward_values(x, gamma, beta, eps=1e-2)
+
+
+@hidden_test("spatial_batchnorm_forward")
+def spatial_batchnorm_forward_one_pixel_h() -> Property:
+    x, gamma, beta, _ = spatial_inputs(6, 3, 1, 1, seed=212)
+    return spatial_batchnorm_forward_values(x, gamma, beta)
+
+
+@hidden_test("spatial_batchnorm_backward", points=2.0)
+def spatial_batchnorm_backward_float64_h() -> Property:
+    return spatial_batchnorm_backward_values(*spatial_inputs(3, 4, 3, 5, seed=213))
+
+
+@hidden_test("spatial_batchnorm_backward")
+def spatial_batchnorm_backward_float32_h() -> Property:
+    return spatial_batchnorm_backward_values(*spatial_inputs(2, 6, 4, 4, seed=214, dtype=torch.float32), eps=1e-3)
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+
+@hidden_test("layernorm_forward")
+def layernorm_forward_float64_h() -> Property:
+    x, gamma, beta, _ = layernorm_inputs(7, 9, seed=220)
+    return layernorm_forward_values(x, gamma, beta)
+
+
+@hidden_test("layernorm_forward")
+def layernorm_forward_one_sample_h() -> Property:
+    x, gamma, beta, _ = layernorm_inputs(1, 6, seed=221)
+    return layernorm_forward_values(x, gamma, beta)
+
+
+@hidden_test("layernorm_forward")
+def layernorm_forward_float32_h() -> Property:
+    x, gamma, beta, _ = layernorm_inputs(16, 4, seed=222, dtype=torch.float32)
+    return layernorm_forward_values(x, gamma, beta, eps=1e-2)
+
+
+@hidden_test("layernorm_forward")
+def layernorm_forward_bad_beta_h() -> Property:
+    return layernorm_rejects_bad_beta(layernorm_inputs(3, 5, seed=223)[0])
+
+
+@hidden_test("layernorm_backward", points=2.0)
+def layernorm_backward_float64_h() -> Property:
+    return layernorm_backward_values(*layernorm_inputs(8, 6, seed=224))
+
+
+@hidden_test("layernorm_backward")
+def layernorm_backward_float32_h() -> Property:
+    return layernorm_backward_values(*layernorm_inputs(5, 10, seed=225, dtype=torch.float32), eps=1e-3)
+
+
+@hidden_test("layernorm_backward")
+def layernorm_backward_square_h() -> Property:
+    return layernorm_backward_values(*layernorm_inputs(4, 4, seed=226))
 
 
 # ----------------------------------------------------------------------------- the two-layer net
