@@ -9,18 +9,27 @@ from pathlib import Path
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from grading.grade import grade_batch
+    from grading.grade import IsolationError, grade_batch, isolation_summary
     from grading.sandbox import Limits
     from grading.submissions import SubmissionsError
+
+    def warn(record: dict) -> None:  # the first line, before any grading, when isolation is incomplete
+        if isolation_summary(record) and not args.require_isolation:
+            print(isolation_summary(record), flush=True)
 
     try:
         report = grade_batch(Path(args.submissions), Path(args.out), jobs=args.jobs,
                              limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
                              force=args.force, progress=not args.quiet, assignment=args.assignment,
-                             exclude=tuple(args.exclude))
+                             exclude=tuple(args.exclude), require_isolation=args.require_isolation,
+                             on_isolation=warn)
     except SubmissionsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except IsolationError as exc:
+        print(f"error: refusing to grade (--require-isolation): {str(exc).removeprefix('warning: ')}",
+              file=sys.stderr)
+        return 3
     print(f"graded {len(report.graded)} submission(s), reused {len(report.reused)} earlier result(s)")
     if report.isolation:
         print(f"isolation: {report.isolation}")
@@ -123,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-a", "--assignment", help="grade only this chapter's exercises (a notebook name, e.g. 00_welcome)")
     g.add_argument("--exclude", action="append", default=[], metavar="NAME",
                    help="leave out hidden tests whose name contains NAME (repeatable), e.g. cnn_budget")
+    g.add_argument("--require-isolation", action="store_true",
+                   help="refuse to grade (exit 3) unless the sandbox has every isolation mechanism in force")
     g.set_defaults(func=_grade)
 
     b = sub.add_parser("gradescope-bundle", help="build the Gradescope autograder zip (setup.sh, run_autograder)")

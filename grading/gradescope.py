@@ -120,11 +120,10 @@ def run(submission_dir: Path, results_path: Path, timeout: float = 10.0) -> dict
     record: LearnerRecord
     try:
         read_submission(sub)
-        isolation: list[str] = []
-        masks = (Path(submission_dir).resolve(), Path(results_path).resolve().parent, PROJECT_ROOT)
-        results = grade_submission(sub, tests, Limits(timeout=timeout), masks, None, isolation)
-        record = make_record(sub, results, columns, "")
-        print(f"isolation: {isolation[0] if isolation else 'unknown'}")
+        isolation: list[dict[str, Any]] = []
+        results = grade_submission(sub, tests, Limits(timeout=timeout), None, isolation)
+        record = make_record(sub, results, columns, "", isolation)
+        print(f"isolation: {record.isolation.get('summary', 'unknown')}")
     except Exception as exc:  # never leave Gradescope without a results file
         record = LearnerRecord.from_results("submission", not_run(tests, "not run: the grader failed."), columns,
                                             notes=[f"the grader failed: {type(exc).__name__}: {exc}"])

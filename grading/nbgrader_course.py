@@ -278,8 +278,8 @@ def sanitize_submission(assignment: str = "", student: str = "", notebooks: list
 # ----------------------------------------------------------------------------- grading inside nbgrader
 
 
-def grade_folder(folder: Path, exercises: list[str], learner: str, notes: list[str], masks: tuple[Path, ...],
-                  timeout: float, memory_mb: int) -> tuple[dict[str, list[Any]], list[str]]:
+def grade_folder(folder: Path, exercises: list[str], learner: str, notes: list[str], timeout: float,
+                 memory_mb: int) -> tuple[dict[str, list[Any]], list[str]]:
     """Hidden tests of ``exercises`` on the ``exercises/`` package in ``folder``, in the sandbox."""
     from grading.grade import grade_submission
     from grading.sandbox import Limits
@@ -290,7 +290,7 @@ def grade_folder(folder: Path, exercises: list[str], learner: str, notes: list[s
     tests = [t for t in load_suite() if t.exercise in exercises]
     needed = {t.name.partition(".")[0] + ".py" for t in tests}  # hidden module layers -> exercises/layers.py
     sub = Submission(learner, folder, read_exercises_folder(folder, notes, needed), notes)
-    results = grade_submission(sub, tests, Limits(timeout=timeout, memory_mb=memory_mb), masks)
+    results = grade_submission(sub, tests, Limits(timeout=timeout, memory_mb=memory_mb))
     by_exercise: dict[str, list[Any]] = {e: [] for e in exercises}
     for r in results:
         by_exercise[r.exercise].append(r)

@@ -10,7 +10,6 @@ import nbformat
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Float, Integer
 
-from grading import PROJECT_ROOT
 from grading.nbgrader_course import (
     GRADE_PREFIX,
     REPAIR_NOTES,
@@ -38,7 +37,6 @@ class HiddenTests(NbGraderPreprocessor):
         info = resources.get("nbgrader", {})
         learner, assignment = str(info.get("student", "")), str(info.get("assignment", ""))
         folder = Path(resources.get("metadata", {}).get("path") or ".").resolve()
-        course_root = folder.parents[2] if len(folder.parents) >= 3 else folder
         for cell in nb.cells:  # nothing of the learner's decides what runs
             strip_learner_tags(cell)
         cells = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
@@ -46,8 +44,7 @@ class HiddenTests(NbGraderPreprocessor):
         exercises = [c.metadata["nbgrader"]["grade_id"][len(GRADE_PREFIX):] for c in cells]
         notes = REPAIR_NOTES.get((learner, assignment), [])
         try:
-            by_exercise, notes = grade_folder(folder, exercises, learner, notes, (course_root, PROJECT_ROOT),
-                                               self.timeout, self.memory_mb)
+            by_exercise, notes = grade_folder(folder, exercises, learner, notes, self.timeout, self.memory_mb)
         except Exception as exc:  # the grader itself failed: 0 with the reason, never a crash
             self.log.error("grading %s/%s failed: %s", learner, assignment, exc)
             by_exercise = {e: [] for e in exercises}

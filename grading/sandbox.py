@@ -1,10 +1,12 @@
 """The grader's side of the sandbox: start the child, send programs, read back plain data.
 
 See ``sandbox_child.py`` for what happens on the other side. One ``Sandbox`` serves one
-submission: a fresh interpreter imports torch once, and every program then runs in its own fork
-of it with limits on time, CPU, memory, file size and output. Whatever the learner's code does,
-``run`` returns the fetched values or raises ``StepFailed`` (their code raised) or
-``SandboxFailure`` (it hung, crashed, exited, or returned something unreadable).
+submission: a fresh interpreter imports torch once, and every program then runs in a fork of it
+with limits on time, CPU, memory, file size and output. Whatever the learner's code does, ``run``
+returns the fetched values or raises ``StepFailed`` (their code raised) or ``SandboxFailure`` (it
+hung, crashed, exited, or returned something unreadable). ``run_group`` runs several programs in
+one fork, one after the other, and says which verdicts it cannot vouch for (``None``): those are
+for ``run``, one fork each.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class Limits:
     max_result_mb: int = 64
     max_file_mb: int = 16
     max_processes: int = 64  # processes and threads a test may have at once (where the kernel enforces it)
-    scratch_mb: int = 64  # size of the writable tmpfs a submission's tests share
+    scratch_mb: int = 64  # size of each test's writable scratch folder (a tmpfs)
     startup_timeout: float = 120.0
+    group_forks: bool = True  # the tests of one exercise in one fork (``Sandbox.run_group``)
 
 
 def encode_program(value: Any) -> Any:
@@ -94,17 +97,14 @@ def default_hidden() -> list[Path]:
     return sorted(paths)
 
 
-def default_masks() -> list[Path]:
-    """Folders covered by an empty, read-only folder in the sandbox (the Python installation, even
-    when it lies inside one of them, stays visible)."""
-    paths = {PROJECT_ROOT, Path.home(), Path("/run"), Path("/root"), Path("/home")}
-    return sorted(p.resolve() for p in paths if p.is_dir())
+REFUSE_ENV = "GRADE_SANDBOX_REFUSE"  # e.g. "user,mount": do without these, as a host that refuses them would
 
 
-def default_scratch() -> list[Path]:
-    """Shared scratch folders, each replaced by a fresh, size-capped, writable tmpfs."""
-    paths = {Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")}
-    return sorted(p.resolve() for p in paths if p.is_dir())
+def refused_mechanisms() -> tuple[str, ...]:
+    """Mechanisms the sandbox is told to do without (``user``, ``mount``, ``network``), from the
+    ``GRADE_SANDBOX_REFUSE`` environment variable: to see, on a host that has them, what ``grade``
+    says and does on one that has not."""
+    return tuple(sorted({m.strip() for m in os.environ.get(REFUSE_ENV, "").split(",") if m.strip()}))
 
 
 @dataclass
@@ -226,22 +226,25 @@ atexit.register(_SERVER.close)
 class Sandbox:
     """Learner code for one submission: ``package_root`` holds its ``exercises`` package.
 
-    ``hide`` adds folders to the instructor's code that learner code can neither import nor read;
-    ``masks`` (default ``default_masks()``) and ``scratch`` (default ``default_scratch()``) are the
-    other folders it cannot see. ``isolation`` says, once started, which mechanisms are in force.
+    Learner code sees an allow-list of the machine's files (``sandbox_child.py``): the Python
+    installation, the submission and a scratch folder. ``hide`` adds folders to the instructor's code
+    that must stay hidden even where they lie inside the Python installation (a package installed in
+    its ``site-packages``, say). Once started, ``isolation`` says in words which mechanisms are in
+    force, and ``record`` says it as plain data (``full``, ``mechanisms``, ``in_force``, ``unavailable``).
     """
 
     def __init__(self, package_root: Path, limits: Limits | None = None, hide: tuple[Path, ...] = (),
-                 masks: tuple[Path, ...] | None = None, scratch: tuple[Path, ...] | None = None,
-                 user_namespace: bool = True) -> None:
+                 user_namespace: bool = True, refuse: tuple[str, ...] | None = None) -> None:
         self.package_root = Path(package_root)
         self.limits = limits or Limits()
         self.hide = tuple(sorted({*default_hidden(), *(Path(h) for h in hide)}))
-        self.masks = tuple(default_masks() if masks is None else masks)
-        self.scratch = tuple(default_scratch() if scratch is None else scratch)
         self.user_namespace = user_namespace
+        self.refuse = refused_mechanisms() if refuse is None else tuple(refuse)
         self.isolation = ""
+        self.record: dict[str, Any] = {}
         self.flags: dict[str, Any] = {}
+        self.stats = {"groups": 0, "ended_early": 0, "rerun": 0}  # run_group's counts, for benchmarks and tests
+        self.endings: list[str] = []  # why groups ended early
         self._zygote: _Zygote | None = None
         self._buffer = b""
 
@@ -256,8 +259,6 @@ class Sandbox:
         return {
             "package_root": str(self.package_root.resolve()),
             "hide": [str(Path(h).resolve()) for h in self.hide],
-            "masks": [str(Path(m).resolve()) for m in self.masks],
-            "scratch": [str(Path(s).resolve()) for s in self.scratch],
             "scratch_mb": self.limits.scratch_mb,
             "timeout": self.limits.timeout,
             "memory_bytes": self.limits.memory_mb * 2**20,
@@ -265,6 +266,8 @@ class Sandbox:
             "max_file_bytes": self.limits.max_file_mb * 2**20,
             "max_processes": self.limits.max_processes,
             "user_namespace": self.user_namespace,
+            "refuse": list(self.refuse),
+            "group": self.limits.group_forks,
             "drop_privileges": True,
         }
 
@@ -280,6 +283,7 @@ class Sandbox:
             self.close()
             raise RuntimeError(f"the grading sandbox did not start:\n{detail}")
         self.isolation = hello.get("isolation", "")
+        self.record = hello.get("record", {})
         self.flags = hello.get("flags", {})
 
     def close(self) -> None:
@@ -303,30 +307,74 @@ class Sandbox:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
 
-    def run(self, program: Program, timeout: float | None = None) -> dict[str, Any]:
-        """Run ``program`` in a fresh fork; return its fetched values (plain data, decoded)."""
-        timeout = timeout or max(self.limits.timeout, program.timeout or 0.0)
+    def _timeout(self, program: Program, timeout: float | None = None) -> float:
+        return timeout or max(self.limits.timeout, program.timeout or 0.0)
+
+    @staticmethod
+    def _job(program: Program, timeout: float) -> dict[str, Any]:
+        return {"steps": encode_program(program.steps),
+                "fetches": {name: encode_program(ref) for name, ref in program.fetches.items()},
+                "forbidden": list(program.forbidden), "timeout": timeout}
+
+    def _ask(self, request: dict[str, Any], wait: float) -> dict[str, Any]:
+        """Send one request to the zygote and read its reply (``SandboxFailure`` if it stops answering)."""
         if self._zygote is None or not self._zygote.alive():
             self.start()
         assert self._zygote is not None
-        job = {
-            "steps": encode_program(program.steps),
-            "fetches": {name: encode_program(ref) for name, ref in program.fetches.items()},
-            "forbidden": list(program.forbidden),
-            "timeout": timeout,
-        }
-        data = memoryview((json.dumps(job) + "\n").encode())
+        data = memoryview((json.dumps(request) + "\n").encode())
         try:
             while data:
                 data = data[os.write(self._zygote.stdin, data):]
         except OSError:
             self.close()
             raise SandboxFailure("the grading sandbox stopped answering; this test could not be run.") from None
-        reply = self._read_line(time.monotonic() + timeout + 30)
+        reply = self._read_line(time.monotonic() + wait)
         if reply is None:
             self.close()
             raise SandboxFailure("the grading sandbox stopped answering; this test could not be run.")
+        return reply
+
+    def run(self, program: Program, timeout: float | None = None) -> dict[str, Any]:
+        """Run ``program`` in a fresh fork; return its fetched values (plain data, decoded)."""
+        timeout = self._timeout(program, timeout)
+        reply = self._ask(self._job(program, timeout), timeout + 30)
         return self._interpret(reply, timeout, program)
+
+    def run_group(self, programs: list[Program]) -> list[dict[str, Any] | Exception | None]:
+        """Run ``programs`` one after the other in one fork, each under its own time limit. For each: its
+        fetched values, the exception ``run`` would have raised (``StepFailed``, ``SandboxFailure``), or
+        ``None`` where no verdict can be trusted: the fork ended before reaching it, or it ended
+        abnormally (a time limit, memory, a crash, an unreadable result) after other programs had run in
+        the same process. Run those again with ``run``, one fork each."""
+        if not programs:
+            return []
+        if self._zygote is None or not self._zygote.alive():
+            self.start()
+        if len(programs) < 2 or not self.flags.get("grouped"):
+            return [None] * len(programs)
+        timeouts = [self._timeout(p) for p in programs]
+        wait = sum(timeouts) + 5.0 * len(programs) + 30
+        reply = self._ask({"group": [self._job(p, t) for p, t in zip(programs, timeouts, strict=True)]}, wait)
+        self.stats["groups"] += 1
+        replies = reply.get("replies")
+        if type(replies) is not list or len(replies) != len(programs):
+            raise SandboxFailure("the grading sandbox answered a group of tests with something unreadable.")
+        if reply.get("ended"):
+            self.stats["ended_early"] += 1
+            self.endings.append(str(reply["ended"])[:300])
+        outcomes: list[dict[str, Any] | Exception | None] = []
+        for item, program, timeout in zip(replies, programs, timeouts, strict=True):
+            outcome: dict[str, Any] | Exception | None = None
+            if type(item) is dict:
+                try:
+                    outcome = self._interpret(item, timeout, program)
+                except (StepFailed, SandboxFailure) as exc:
+                    outcome = exc
+                if item.get("position") != 0 and _abnormal(outcome):
+                    outcome = None  # earlier tests ran in that process: this end may not be its own doing
+            self.stats["rerun"] += outcome is None
+            outcomes.append(outcome)
+        return outcomes
 
     def _interpret(self, reply: dict[str, Any], timeout: float, program: Program) -> dict[str, Any]:
         status, code = reply["status"], reply.get("exit_code")
@@ -366,3 +414,12 @@ class Sandbox:
             raise SandboxFailure("returned data the grader could not read "
                                  "(was the result channel tampered with?).") from None
         return values
+
+
+def _abnormal(outcome: Any) -> bool:
+    """Whether a test ended in a way an earlier test in the same process could have caused."""
+    if isinstance(outcome, SandboxFailure):
+        return True
+    if isinstance(outcome, StepFailed):
+        return outcome.error_type in ("MemoryError", "RecursionError") or "can't allocate memory" in outcome.message
+    return False

@@ -20,10 +20,13 @@ learner's modules laid over it.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
+import py_compile
 import re
 import shutil
 import stat
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -302,10 +305,29 @@ def read_submission(sub: Submission) -> None:
     sub.files = _locate(raw, sub.notes)
 
 
+_BYTECODE: dict[tuple[str, str], bytes] = {}
+
+
+def official_bytecode(path: Path) -> bytes:
+    """The bytecode of one of the course's own modules, hash-checked (it stays valid wherever the file is
+    copied, whatever its time stamp), compiled once per process."""
+    source = path.read_bytes()
+    key = (str(path), hashlib.sha256(source).hexdigest())
+    if key not in _BYTECODE:
+        with tempfile.TemporaryDirectory(prefix="bytecode-") as tmp:
+            target = Path(tmp) / "module.pyc"
+            py_compile.compile(str(path), cfile=str(target), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+            _BYTECODE[key] = target.read_bytes()
+    return _BYTECODE[key]
+
+
 def stage(sub: Submission, dest: Path, files: dict[str, bytes] | None = None) -> Path:
     """Write the package the sandbox imports: the course's ``exercises`` with the learner's
     exercise modules (and any extra modules of theirs) on top. Returns the folder to put on
-    ``sys.path``. ``files`` (default ``sub.files``) picks one chapter of an nbgrader submission."""
+    ``sys.path``. ``files`` (default ``sub.files``) picks one chapter of an nbgrader submission.
+    The course's own modules come with their bytecode (so that no submission pays for compiling
+    them); the sandbox compiles the learner's."""
     files = sub.files if files is None else files
     package = dest / "exercises"
     if package.exists():
@@ -313,6 +335,10 @@ def stage(sub: Submission, dest: Path, files: dict[str, bytes] | None = None) ->
     shutil.copytree(OFFICIAL_DIR, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     official = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
     learner_modules = module_files()
+    for name in sorted(official - learner_modules):
+        cached = Path(importlib.util.cache_from_source(str(package / name)))
+        cached.parent.mkdir(exist_ok=True)
+        cached.write_bytes(official_bytecode(OFFICIAL_DIR / name))
     for name, data in files.items():
         if name in learner_modules or name not in official:
             target = package / name

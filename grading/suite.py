@@ -89,44 +89,76 @@ def _exercise_modules(program: Program) -> set[str]:
     return {m for m in modules if m and m.split(".")[0] not in TRUSTED_MODULES}
 
 
-def run_suite(run: Callable[[Program], dict[str, Any]], tests: list[HiddenTest]) -> list[TestResult]:
+def run_suite(run: Callable[[Program], dict[str, Any]], tests: list[HiddenTest],
+              run_group: Callable[[list[Program]], list[Any]] | None = None) -> list[TestResult]:
     """Run every test with ``run`` (a sandbox's ``run``); never raises for anything the learner did.
 
+    With ``run_group`` (a sandbox's ``run_group``), the tests of each exercise first run together in
+    one process; every test that gets no verdict there (``None``) then runs on its own with ``run``.
     Once a call has hit the time limit, later tests that make the same call fail at once instead
     of waiting for the limit again; once a module could not be imported (missing, a syntax error, an
     exit at import), later tests of that module fail at once with the same diagnosis.
     """
     unimportable: dict[str, str] = {}
-
-    def guarded(program: Program) -> dict[str, Any]:
-        try:
-            return run(program)
-        except StepFailed as exc:  # the learner's own words: they must not carry the hidden inputs out
-            exc.message = redact(exc.message)
-            if exc.error_type == "MemoryError" or "can't allocate memory" in exc.message:
-                exc.message = ("ran out of memory: it asked for more than a test may use (an allocation failed). "
-                               + exc.message).strip()
-            if exc.error_type == "ImportFailed":
-                unimportable[exc.target.rpartition(".")[0]] = exc.message
-            raise
-
     hung: dict[str, str] = {}
-    results = []
-    for test in tests:
-        prop = test.build()
+
+    def settle(outcome: dict[str, Any] | Exception) -> dict[str, Any]:
+        """What ``evaluate`` gets from one run: the values, or the exception, first made fit for feedback."""
+        if isinstance(outcome, StepFailed):  # the learner's own words: they must not carry the hidden inputs out
+            outcome.message = redact(outcome.message)
+            if outcome.error_type == "MemoryError" or "can't allocate memory" in outcome.message:
+                outcome.message = ("ran out of memory: it asked for more than a test may use (an allocation failed). "
+                                   + outcome.message).strip()
+            if outcome.error_type == "ImportFailed":
+                unimportable[outcome.target.rpartition(".")[0]] = outcome.message
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def judged(prop: Property, outcome: Callable[[], dict[str, Any] | Exception]) -> tuple[bool, str]:
+        try:
+            return evaluate(prop, lambda _: settle(outcome()))
+        except SandboxFailure as exc:
+            if exc.timed_out_target:
+                hung[exc.timed_out_target] = str(exc).split(" (")[0] + " in an earlier test"
+            return False, str(exc)
+
+    def skipped(prop: Property) -> str | None:
         stuck = sorted(_targets(prop.program) & hung.keys())
         broken = sorted(_exercise_modules(prop.program) & unimportable.keys())
         if stuck:
-            passed, message = False, f"not run: {hung[stuck[0]]}"
-        elif broken:
-            passed, message = False, unimportable[broken[0]]
-        else:
+            return f"not run: {hung[stuck[0]]}"
+        return unimportable[broken[0]] if broken else None
+
+    def alone(program: Program) -> dict[str, Any] | Exception:
+        try:
+            return run(program)
+        except (StepFailed, SandboxFailure) as exc:
+            return exc
+
+    props = [test.build() for test in tests]
+    verdicts: dict[int, tuple[bool, str]] = {}
+    by_exercise: dict[str, list[int]] = {}
+    for index, test in enumerate(tests):
+        by_exercise.setdefault(test.exercise, []).append(index)
+    for indices in by_exercise.values():
+        if run_group is not None:
+            todo = [i for i in indices if skipped(props[i]) is None]
             try:
-                passed, message = evaluate(prop, guarded)
-            except SandboxFailure as exc:
-                passed, message = False, str(exc)
-                if exc.timed_out_target:
-                    hung[exc.timed_out_target] = str(exc).split(" (")[0] + " in an earlier test"
+                outcomes = run_group([props[i].program for i in todo])
+            except SandboxFailure:  # the sandbox stopped answering: every test of the group runs alone
+                outcomes = [None] * len(todo)
+            for i, outcome in zip(todo, outcomes, strict=True):
+                if outcome is not None:
+                    verdicts[i] = judged(props[i], lambda o=outcome: o)
+        for i in indices:
+            if i in verdicts:
+                continue
+            why = skipped(props[i])
+            verdicts[i] = (False, why) if why is not None else judged(props[i], lambda p=props[i].program: alone(p))
+    results = []
+    for index, (test, prop) in enumerate(zip(tests, props, strict=True)):
+        passed, message = verdicts[index]
         results.append(TestResult(test.exercise, test.name, prop.title, test.points if passed else 0.0,
                                   test.points, passed, message))
     return results

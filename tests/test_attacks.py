@@ -323,10 +323,12 @@ def test_no_process_outlives_the_batch(batch) -> None:
 
 
 def test_the_isolation_report_names_what_is_in_force(batch) -> None:
-    _, _, report, _ = batch
+    _, _, report, records = batch
     text = report.isolation
     assert "a time, CPU, memory, file-size and output limit per test" in text
     if "user namespace" in text:
-        assert "mount namespace" in text and str(Path.cwd()) in text  # the project is masked
-        assert "PID namespace per test" in text
+        assert "filesystem is an allow-list" in text and "PID namespace per test" in text
+    for learner, record in records.items():  # every record says what was in force when it was graded
+        assert record["isolation"]["mechanisms"] == report.isolation_record["mechanisms"], learner
+        assert record["isolation"]["grouped"] == report.isolation_record["grouped"]
     assert os.path.exists(HIDDEN_FILE)  # (the grader itself still sees everything)

@@ -192,18 +192,22 @@ def _forbidding(names: list[str] | tuple[str, ...]) -> Iterator[list[str]]:
         owner_name, _, attr = name.rpartition(".")
         owner = _lookup(owner_name)
         original = getattr(owner, attr)
+        own = attr in getattr(owner, "__dict__", {})  # else inherited (``torch.Tensor.unfold``): deleted after
 
         def blocked(*args: Any, _name: str = name, **kwargs: Any) -> Any:
             used.append(_name)
             raise ForbiddenCall(f"{_name} must not be used here: this exercise computes it by hand")
 
         setattr(owner, attr, blocked)
-        patched.append((owner, attr, original))
+        patched.append((owner, attr, original, own))
     try:
         yield used
     finally:
-        for owner, attr, original in reversed(patched):
-            setattr(owner, attr, original)
+        for owner, attr, original, own in reversed(patched):
+            if own:
+                setattr(owner, attr, original)
+            else:
+                delattr(owner, attr)  # as it was: the attribute comes from a base class again
 
 
 def fetch_number(p: Program, name: str, ref: Ref) -> None:

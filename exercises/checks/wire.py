@@ -66,10 +66,15 @@ def encode(value: Any, ref_type: type | None = None, lenient: bool = False) -> A
             if lenient:
                 return {OPAQUE: "too large or too deeply nested"}
             raise ValueError("a program too large or too deeply nested")
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:  # the common cases first, by exact type
+            return value
+        if kind is dict and all(type(k) is str for k in value):
+            return {DICT: {k: walk(v, depth + 1) for k, v in value.items()}}
+        if kind is list:
+            return [walk(v, depth + 1) for v in value]
         if ref_type is not None and isinstance(value, ref_type):
             return {REF: value.id}
-        if value is None or type(value) in (bool, int, str):
-            return value
         if type(value) is float:
             return value if math.isfinite(value) else {FLOAT: repr(value)}
         if isinstance(value, torch.Tensor):
