@@ -257,7 +257,7 @@ def test_the_batch_goes_on_and_nothing_is_lost(batch) -> None:
     learners = {p.name.removesuffix(".zip") for p in root.iterdir()}
     assert set(records) == learners and sorted(report.graded) == sorted(learners)
     rows = (out / "grades.csv").read_text().splitlines()
-    assert rows[0].split(",") == ["learner", "relu_forward", "relu_backward", "total", "max"]
+    assert rows[0].split(",") == ["learner", "relu_forward", "relu_backward", "total", "max", "notes"]
     assert len(rows) == 1 + len(learners)
     for learner in learners:
         assert (out / "feedback" / f"{learner}.md").exists() and (out / "feedback" / f"{learner}.html").exists()

@@ -82,7 +82,7 @@ def test_learner_ids_from_folder_and_lms_names(name: str, expected: str) -> None
 def test_csv_has_a_row_per_learner_and_a_column_per_exercise(batch) -> None:
     _, out, report, rows = batch
     header = (out / "grades.csv").read_text().splitlines()[0].split(",")
-    assert header == ["learner", "relu_forward", "relu_backward", "total", "max"]
+    assert header == ["learner", "relu_forward", "relu_backward", "total", "max", "notes"]
     assert sorted(rows) == ["ada", "ben", "cleo", "grace_hopper_424242", "ivy", "jo", "lovelace_ada_12345"]
     assert sorted(report.graded) == sorted(rows)
 
