@@ -145,6 +145,25 @@ def unsubmitted_chapters(sub: Submission, tests: list[HiddenTest]) -> list[str]:
     return sorted(m for m in missing if m)
 
 
+_MISSING = "missing from the submission: "
+
+
+def relevant_notes(notes: list[str], tests: list[HiddenTest]) -> list[str]:
+    """``notes`` with "missing from the submission" narrowed to the modules ``tests`` grade (a batch of one
+    chapter does not need the others), and dropped when none of those is missing."""
+    needed = {f"exercises/{entry.module}.py" for entry in map(find, {t.exercise for t in tests}) if entry}
+    kept = []
+    for note in notes:
+        head, sep, listed = note.partition(_MISSING)
+        if sep:
+            missing = [m for m in listed.split(", ") if m in needed]
+            if not missing:
+                continue
+            note = f"{head}{_MISSING}{', '.join(missing)}"
+        kept.append(note)
+    return kept
+
+
 def ungraded_reason(sub: Submission, tests: list[HiddenTest]) -> str:
     """Why nothing of ``sub`` can be graded (no exercise module that ``tests`` grade is in it), or ``""``."""
     if not tests:
@@ -154,7 +173,7 @@ def ungraded_reason(sub: Submission, tests: list[HiddenTest]) -> str:
         return ""
     if any(t.chapter is None for t in tests) and set(sub.files) & module_files():
         return ""
-    for marker in ("nothing could be graded", "missing from the submission", "nothing submitted"):
+    for marker in ("nothing could be graded", _MISSING, "nothing submitted"):
         hits = [n for n in sub.notes if marker in n]
         if hits:
             return "; ".join(hits)
@@ -234,6 +253,7 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
     reused: list[str] = []
     kept: list[str] = []
     for sub in submissions:
+        sub.notes = relevant_notes(sub.notes, tests)
         key = f"{suite_id}:{sub.digest()}"
         old = _read_record(results_dir / f"{sub.learner}.json")
         if learners and sub.learner not in learners:

@@ -43,6 +43,8 @@ class TestChange:
             what.append(f"worth {_num(self.before['max_points'])} → {_num(self.after['max_points'])} pt")
         if self.before["passed"] != self.after["passed"]:
             what.append("now passes" if self.after["passed"] else "now fails")
+        if self.before["title"] != self.after["title"]:
+            what.append(f"it was “{self.before['title']}”")
         detail = f" ({', '.join(what)})" if what else ""
         return (f"“{self.title}” ({self.exercise}): {_num(self.before['points'])} → "
                 f"{_num(self.after['points'])} / {_num(self.after['max_points'])} pt{detail}")
