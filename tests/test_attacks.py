@@ -228,10 +228,10 @@ TWIN = "like wrong_values"  # the score of an honest learner whose relu_forward 
     ("misspelled", FULL, 0, "has no 'relu_backward'"),
     ("null_bytes", 0, 0, "null bytes"),
     ("invalid_utf8", 0, 0, "syntax error"),
-    ("missing_module", 0, 0, "exercises/layers.py is missing"),
+    ("missing_module", 0, 0, "missing from the submission: exercises/layers.py"),
     ("zip_slip", FULL, FULL, None),
-    ("zip_links", 0, 0, "exercises/layers.py is missing"),
-    ("zip_bomb", 0, 0, "exercises/layers.py is missing"),
+    ("zip_links", 0, 0, "missing from the submission: exercises/layers.py"),
+    ("zip_bomb", 0, 0, "missing from the submission: exercises/layers.py"),
     ("nested_archive", FULL, FULL, None),
     ("not_a_zip", 0, 0, None),
 ])
