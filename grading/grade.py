@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from exercises.kit.catalogue import find
 from grading import PROJECT_ROOT, feedback, regrade
+from grading.files import atomic_write, write_if_changed
 from grading.records import LearnerRecord, TestResult
 from grading.sandbox import Limits, Sandbox, default_masks
 from grading.shards import Manifest, Shard, manifest_path, write_manifest
@@ -51,30 +51,6 @@ class BatchReport:
     regrades: list[regrade.Regrade] = field(default_factory=list)
     regrade_report: Path | None = None
     kept: list[str] = field(default_factory=list)  # with ``learners``: others left with older results
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write(path, text)
 
 
 def batch_masks(submissions_root: Path, out_dir: Path, stage_root: Path) -> tuple[Path, ...]:
@@ -190,16 +166,16 @@ def write_csv(out_dir: Path, records: list[LearnerRecord], columns: list[str]) -
         writer.writerow([r.learner, *(_num(r.exercises[c].score if c in r.exercises else 0.0) for c in columns),
                          _num(r.total), _num(r.max), " ".join("; ".join(r.notes).split())])
     path = out_dir / "grades.csv"
-    _write_if_changed(path, buffer.getvalue())
+    write_if_changed(path, buffer.getvalue())
     return path
 
 
 def write_outputs(out_dir: Path, record: LearnerRecord) -> None:
     """Every file derived from one learner's record."""
     learner = record.learner
-    _write_if_changed(out_dir / "feedback" / f"{learner}.md", feedback.markdown(record))
-    _write_if_changed(out_dir / "feedback" / f"{learner}.html", feedback.html(record))
-    _write_if_changed(out_dir / "gradescope" / learner / "results.json",
+    write_if_changed(out_dir / "feedback" / f"{learner}.md", feedback.markdown(record))
+    write_if_changed(out_dir / "feedback" / f"{learner}.html", feedback.html(record))
+    write_if_changed(out_dir / "gradescope" / learner / "results.json",
                       json.dumps(feedback.gradescope_results(record), indent=1))
 
 

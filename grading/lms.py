@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from exercises.kit.catalogue import chapter_titles, find
+from grading.files import atomic_write
 from grading.records import LearnerRecord
 from grading.shards import read_manifest
 
@@ -293,8 +294,6 @@ def _moodle_gradebook(batch: Batch, dest: Path, participants: list[dict[str, str
 
 
 def _write(dest: Path, text: str) -> None:
-    from grading.grade import atomic_write
-
     atomic_write(Path(dest), text)
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grading import regrade
-from grading.grade import _write_if_changed, write_csv, write_outputs
+from grading.files import write_if_changed
+from grading.grade import write_csv, write_outputs
 from grading.records import LearnerRecord
 from grading.shards import Manifest, read_manifest, write_manifest
 
@@ -110,7 +111,7 @@ def merge(out_dirs: list[Path], dest: Path | None = None, count: int | None = No
             owner[learner] = f"{manifest.shard.index}/{manifest.shard.count}"
             records[learner] = record
             if out.resolve() != dest.resolve():
-                _write_if_changed(dest / "results" / f"{learner}.json", text)
+                write_if_changed(dest / "results" / f"{learner}.json", text)
     columns = chosen[0][1].columns
     for record in records.values():
         write_outputs(dest, record)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grading.files import atomic_write
 from grading.records import LearnerRecord, TestResult
 
 REPORT = "regrade-report.md"
@@ -140,8 +141,6 @@ def regrades_path(out_dir: Path, shard_name: str) -> Path:
 
 
 def save(out_dir: Path, shard_name: str, suite: str, regrades: list[Regrade]) -> Path:
-    from grading.grade import atomic_write
-
     path = regrades_path(out_dir, shard_name)
     atomic_write(path, json.dumps({"suite": suite, "regrades": [r.to_json() for r in regrades]}, indent=1) + "\n")
     return path
@@ -161,8 +160,6 @@ def load(paths: list[Path], suite: str) -> list[Regrade]:
 
 
 def write_report(out_dir: Path, regrades: list[Regrade]) -> Path:
-    from grading.grade import atomic_write
-
     path = Path(out_dir) / REPORT
     atomic_write(path, render(regrades))
     return path

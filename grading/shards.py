@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grading.files import atomic_write
+
 INDEX_ENV = "JOB_COMPLETION_INDEX"
 COUNT_ENV = "SHARD_COUNT"
 
@@ -98,8 +100,6 @@ def manifest_path(out_dir: Path, shard: Shard | None) -> Path:
 
 
 def write_manifest(out_dir: Path, manifest: Manifest) -> Path:
-    from grading.grade import atomic_write
-
     path = manifest_path(out_dir, manifest.shard)
     atomic_write(path, json.dumps(manifest.to_json(), indent=1) + "\n")
     return path
