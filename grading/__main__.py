@@ -1,5 +1,5 @@
-"""Command line: ``python -m grading {grade,gradescope-bundle,gradescope-run,nbgrader,stubs,notebooks,release,course,
- solved} ...`` (``--help`` on each)."""
+"""Command line: ``python -m grading {grade,merge,export,gradescope-bundle,gradescope-run,nbgrader,stubs,notebooks,
+release,course,solved} ...`` (``--help`` on each)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 def _grade(args: argparse.Namespace) -> int:
     from grading.grade import IsolationError, grade_batch, isolation_summary
     from grading.sandbox import Limits
+    from grading.shards import ShardError, parse_shard
     from grading.submissions import SubmissionsError
 
     def warn(record: dict) -> None:  # the first line, before any grading, when isolation is incomplete
@@ -18,24 +19,87 @@ def _grade(args: argparse.Namespace) -> int:
             print(isolation_summary(record), flush=True)
 
     try:
+        shard = parse_shard(args.shard) if args.shard else None
         report = grade_batch(Path(args.submissions), Path(args.out), jobs=args.jobs,
                              limits=Limits(timeout=args.timeout, memory_mb=args.memory_mb),
                              force=args.force, progress=not args.quiet, assignment=args.assignment,
-                             exclude=tuple(args.exclude), require_isolation=args.require_isolation,
-                             on_isolation=warn)
-    except SubmissionsError as exc:
+                             exclude=tuple(args.exclude), shard=shard, learners=tuple(args.learner),
+                             require_isolation=args.require_isolation, on_isolation=warn)
+    except (SubmissionsError, ShardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except IsolationError as exc:
         print(f"error: refusing to grade (--require-isolation): {str(exc).removeprefix('warning: ')}",
               file=sys.stderr)
         return 3
-    print(f"graded {len(report.graded)} submission(s), reused {len(report.reused)} earlier result(s)")
+    where = f"shard {shard.index}/{shard.count}: " if shard else ""
+    print(f"{where}graded {len(report.graded)} submission(s), reused {len(report.reused)} earlier result(s)")
+    if report.ungraded:
+        print(f"could not be graded ({len(report.ungraded)}), each scored 0:")
+        for learner, why in report.ungraded.items():
+            print(f"  {learner}: {why}")
+    if report.kept:
+        print(f"kept as they were ({len(report.kept)}; graded by an older grader or from older files): "
+              f"{', '.join(report.kept)}; run grade without --learner to grade them again")
+    if report.regrades:
+        changed = sum(r.changed for r in report.regrades)
+        target = report.regrade_report or "merge's regrade-report.md"
+        print(f"graded again over earlier results: {len(report.regrades)} learner(s), {changed} grade(s) changed "
+              f"(whose, from what to what, why: {target})")
     if report.isolation:
         print(f"isolation: {report.isolation}")
+    if report.csv_path is None:
+        print(f"grades:     once every shard has finished: python -m grading merge {report.out_dir}")
+    else:
+        print(f"grades:     {report.csv_path}")
+    print(f"feedback:   {report.out_dir / 'feedback'} (Markdown and HTML)")
+    print(f"gradescope: {report.out_dir / 'gradescope'}/<learner>/results.json")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from grading.merge import MergeError, merge
+
+    try:
+        report = merge([Path(p) for p in args.outputs], Path(args.out) if args.out else None, args.shards)
+    except MergeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"merged {report.count} shard(s): {len(report.learners)} learner(s)")
+    if report.ungraded:
+        print(f"could not be graded ({len(report.ungraded)}), each scored 0:")
+        for learner, why in report.ungraded.items():
+            print(f"  {learner}: {why}")
+    if report.regrade_report:
+        print(f"regrades:   {report.regrade_report}")
     print(f"grades:     {report.csv_path}")
     print(f"feedback:   {report.out_dir / 'feedback'} (Markdown and HTML)")
     print(f"gradescope: {report.out_dir / 'gradescope'}/<learner>/results.json")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grading import lms
+
+    out = Path(args.out)
+    try:
+        batch = lms.load_batch(out)
+        if args.to == "canvas":
+            export = lms.canvas_gradebook(batch, out / "lms" / "canvas-gradebook.csv", args.missing,
+                                          Path(args.roster) if args.roster else None,
+                                          lms.parse_assignments(args.canvas_assignment), args.out_of)
+        else:
+            export = lms.moodle_worksheet(batch, out / "lms" / "moodle-grading-worksheet.csv", args.missing,
+                                          Path(args.roster) if args.roster else None, args.out_of)
+    except (lms.ExportError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.to}: {export.path} ({export.rows} learner row(s))")
+    for extra in export.extra:
+        print(f"{args.to}: {extra}")
+    if export.unmatched:
+        print(f"left out, no {args.to.capitalize()} learner to match them to ({len(export.unmatched)}): "
+              f"{', '.join(export.unmatched)}")
     return 0
 
 
@@ -134,7 +198,32 @@ def main(argv: list[str] | None = None) -> int:
                    help="leave out hidden tests whose name contains NAME (repeatable), e.g. cnn_budget")
     g.add_argument("--require-isolation", action="store_true",
                    help="refuse to grade (exit 3) unless the sandbox has every isolation mechanism in force")
+    g.add_argument("--shard", metavar="K/N",
+                   help="grade only shard K of N (0 <= K < N; by a hash of the learner id), then run merge; "
+                        "'auto' reads K from $JOB_COMPLETION_INDEX and N from $SHARD_COUNT (a Kubernetes Indexed Job)")
+    g.add_argument("--learner", action="append", default=[], metavar="ID",
+                   help="grade this learner again, whatever their results (repeatable); the others keep theirs")
     g.set_defaults(func=_grade)
+
+    m = sub.add_parser("merge", help="combine the output folders of shards into one grades.csv, feedback, gradescope")
+    m.add_argument("outputs", nargs="+", metavar="OUT", help="output folders of the shards (grade --shard K/N -o OUT)")
+    m.add_argument("-o", "--out", help="where the merged files go (default: the first OUT)")
+    m.add_argument("--shards", type=int, metavar="N", help="merge the batch split N ways (when OUT holds several)")
+    m.set_defaults(func=_merge)
+
+    e = sub.add_parser("export", help="grade files Canvas or Moodle import as they are (in OUT/lms/)")
+    e.add_argument("out", metavar="OUT", help="the output folder of grade (or of merge)")
+    e.add_argument("--to", choices=["canvas", "moodle"], required=True, help="the learning-management system")
+    e.add_argument("--missing", choices=["zero", "empty"], default="zero",
+                   help="what a chapter nothing was handed in for gets: 0 (default) or an empty cell (the LMS "
+                        "keeps what it has)")
+    e.add_argument("--roster", metavar="CSV",
+                   help="the LMS's own list of learners, to give a row to those who handed nothing in: Canvas's "
+                        "gradebook export, or Moodle's downloaded grading worksheet")
+    e.add_argument("--canvas-assignment", action="append", default=[], metavar="CHAPTER=ID",
+                   help="the Canvas assignment id of a chapter, e.g. 01_data=4711 (repeatable)")
+    e.add_argument("--out-of", type=float, metavar="POINTS", help="rescale each grade to this many points")
+    e.set_defaults(func=_export)
 
     b = sub.add_parser("gradescope-bundle", help="build the Gradescope autograder zip (setup.sh, run_autograder)")
     b.add_argument("-o", "--out", default="dist/gradescope-autograder.zip", help="the zip to write")

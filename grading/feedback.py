@@ -33,10 +33,38 @@ def _num(x: float) -> str:
 
 
 def _by_exercise(record: LearnerRecord) -> dict[str, list[TestResult]]:
-    grouped: dict[str, list[TestResult]] = {}
+    """The record's tests grouped by exercise, in the order of its exercises (the course's order)."""
+    grouped: dict[str, list[TestResult]] = {name: [] for name in record.exercises}
     for test in record.tests:
         grouped.setdefault(test.exercise, []).append(test)
-    return grouped
+    return {name: tests for name, tests in grouped.items() if tests}
+
+
+_NOT_IMPLEMENTED = re.compile(r"^(?P<what>.+?) is not implemented yet\b")
+
+
+def one_reason(tests: list[TestResult]) -> str | None:
+    """One line for an exercise none of whose properties passed, all for one reason (not implemented
+    yet, a missing module, nothing submitted); ``None`` when its failures need a line each."""
+    if len(tests) < 2 or any(t.passed for t in tests):
+        return None
+    points = _num(sum(t.max_points for t in tests))
+    messages = list(dict.fromkeys(t.message.strip() for t in tests))
+    if len(messages) == 1:
+        return f"all {len(tests)} properties ({points} pt): {messages[0]}"
+    names = []
+    for message in messages:
+        match = _NOT_IMPLEMENTED.match(message)
+        if match is None:
+            return None
+        names.append(match["what"])
+    return (f"not implemented yet: {', '.join(dict.fromkeys(names))} still raise NotImplementedError "
+            f"(all {len(tests)} properties, {points} pt)")
+
+
+def _notes(record: LearnerRecord) -> list[str]:
+    """The notes to show above the exercises (those the reason nothing could be graded repeats are left out)."""
+    return [note for note in record.notes if note not in record.ungraded]
 
 
 INTRO = ("Each line is one property of an exercise, checked on inputs you have not seen. "
@@ -47,14 +75,21 @@ def markdown(record: LearnerRecord) -> str:
     """The learner's feedback as Markdown: each exercise, each property, each diagnosis."""
     lines = [f"# Feedback for {record.learner}", "",
              f"**Score: {_num(record.total)} / {_num(record.max)}**", "", INTRO, ""]
-    for note in record.notes:
+    for note in _notes(record):
         lines.append(f"> Note: {note}")
-    if record.notes:
+    if _notes(record):
         lines.append("")
+    if record.ungraded:
+        lines += [f"**Nothing could be graded**: {record.ungraded}. Every exercise scores 0:", ""]
+        lines += [f"- {name}: {_num(score.score)} / {_num(score.max)}" for name, score in record.exercises.items()]
+        return "\n".join([*lines, ""])
     for exercise, tests in _by_exercise(record).items():
         score = record.exercises[exercise]
         lines.append(f"## {exercise}: {_num(score.score)} / {_num(score.max)}")
-        for t in tests:
+        reason = one_reason(tests)
+        if reason is not None:
+            lines.append(f"- ✗ {reason}")
+        for t in tests if reason is None else []:
             mark = "✓" if t.passed else "✗"
             lines.append(f"- {mark} {t.title} ({_num(t.max_points)} pt)")
             if not t.passed:
@@ -84,11 +119,20 @@ def html(record: LearnerRecord) -> str:
              f"<h1>Feedback for {e(record.learner)}</h1>",
              f'<p class="score">Score: {_num(record.total)} / {_num(record.max)}</p>',
              f"<p>{e(INTRO)}</p>"]
-    parts += [f'<p class="note">Note: {e(note)}</p>' for note in record.notes]
-    for exercise, tests in _by_exercise(record).items():
+    parts += [f'<p class="note">Note: {e(note)}</p>' for note in _notes(record)]
+    if record.ungraded:
+        parts.append(f"<p><strong>Nothing could be graded</strong>: {e(record.ungraded)}. Every exercise scores 0:</p>"
+                     "<ul>")
+        parts += [f"<li>{e(name)}: {_num(score.score)} / {_num(score.max)}</li>"
+                  for name, score in record.exercises.items()]
+        parts.append("</ul>")
+    for exercise, tests in ({} if record.ungraded else _by_exercise(record)).items():
         score = record.exercises[exercise]
         parts.append(f"<h2>{e(exercise)}: {_num(score.score)} / {_num(score.max)}</h2><ul>")
-        for t in tests:
+        reason = one_reason(tests)
+        if reason is not None:
+            parts.append(f'<li class="fail">{e(reason)}</li>')
+        for t in tests if reason is None else []:
             status = "pass" if t.passed else "fail"
             why = "" if t.passed else f'<div class="why">{e(t.message)}</div>'
             parts.append(f'<li class="{status}">{e(t.title)} '

@@ -2,15 +2,19 @@
 
 Output folder layout::
 
-    grades.csv                        one row per learner: a column per exercise, total, max
+    grades.csv                        one row per learner: a column per exercise (the course's order), total,
+                                      max, notes (why a submission could not be graded, what was missing)
     results/<learner>.json            every test's outcome (written atomically; reused by a re-run)
     feedback/<learner>.md, .html      what passed, what failed, and the likely mistake
     gradescope/<learner>/results.json the same, in Gradescope's autograder format
+    batch.json                        the manifest of a finished batch (``grading.shards``)
+    regrade-report.md                 whose grade changed when graded again, and why (``grading.regrade``)
 
 ``results/<learner>.json`` is the record of truth; everything else is derived from the records on
 every run. A re-run grades only learners whose record is missing or stale (their files or the
 grader changed), so a batch killed at any point resumes where it stopped and ends with the same
-files as a run that was never interrupted.
+files as a run that was never interrupted. A shard (``--shard K/N``) writes the per-learner files of
+its learners and ``shards/K-of-N.json``; ``python -m grading merge`` makes ``grades.csv`` from the shards.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -28,11 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grading import PROJECT_ROOT, feedback
+from exercises.kit.catalogue import find
+from grading import PROJECT_ROOT, feedback, regrade
+from grading.files import atomic_write, write_if_changed
 from grading.records import LearnerRecord, TestResult
 from grading.sandbox import Limits, Sandbox
-from grading.submissions import Submission, discover, stage
-from grading.suite import HiddenTest, exercise_columns, fingerprint, load_suite, run_suite
+from grading.shards import Manifest, Shard, manifest_path, write_manifest
+from grading.submissions import Submission, SubmissionsError, discover, module_files, stage
+from grading.suite import HiddenTest, exercise_columns, fingerprint, in_course_order, load_suite, run_suite
 
 
 @dataclass
@@ -40,9 +46,14 @@ class BatchReport:
     graded: list[str]
     reused: list[str]
     out_dir: Path
-    csv_path: Path
+    csv_path: Path | None  # None for a shard: ``merge`` writes grades.csv
     isolation: str = ""  # in words, what the sandbox had in force (empty when nothing was graded)
     isolation_record: dict[str, Any] = field(default_factory=dict)
+    ungraded: dict[str, str] = field(default_factory=dict)  # learner -> why nothing could be graded
+    shard: Shard | None = None
+    regrades: list[regrade.Regrade] = field(default_factory=list)
+    regrade_report: Path | None = None
+    kept: list[str] = field(default_factory=list)  # with ``learners``: others left with older results
 
 
 class IsolationError(RuntimeError):
@@ -81,30 +92,6 @@ def probe_isolation(limits: Limits, stage_root: Path | None = None) -> dict[str,
         root = stage(Submission("probe", Path(tmp)), Path(tmp), {})
         with Sandbox(root, limits) as sandbox:
             return dict(sandbox.record)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return
-    except (OSError, UnicodeDecodeError):
-        pass
-    atomic_write(path, text)
 
 
 def not_run(tests: list[HiddenTest], why: str) -> list[TestResult]:
@@ -156,68 +143,146 @@ def make_record(sub: Submission, results: list[TestResult], columns: list[str], 
                                       notes=list(sub.notes), isolation=merge_isolation(isolation or []))
 
 
+def unsubmitted_chapters(sub: Submission, tests: list[HiddenTest]) -> list[str]:
+    """The chapters of ``tests`` for which ``sub`` holds none of the exercise modules they grade (in
+    nbgrader's layout: no folder for the chapter, or one without those modules)."""
+    needed: dict[str, set[str]] = {}
+    for t in tests:
+        entry = find(t.exercise)
+        needed.setdefault(t.chapter or "", set()).add(f"{entry.module}.py" if entry else "")
+    missing = []
+    for chapter, modules in needed.items():
+        if sub.chapters:
+            files = sub.chapters.get(chapter) or (sub.chapters[max(sub.chapters)] if not chapter else {})
+        else:
+            files = sub.files
+        if not modules & set(files):
+            missing.append(chapter)
+    return sorted(m for m in missing if m)
+
+
+_MISSING = "missing from the submission: "
+
+
+def relevant_notes(notes: list[str], tests: list[HiddenTest]) -> list[str]:
+    """``notes`` with "missing from the submission" narrowed to the modules ``tests`` grade (a batch of one
+    chapter does not need the others), and dropped when none of those is missing."""
+    needed = {f"exercises/{entry.module}.py" for entry in map(find, {t.exercise for t in tests}) if entry}
+    kept = []
+    for note in notes:
+        head, sep, listed = note.partition(_MISSING)
+        if sep:
+            missing = [m for m in listed.split(", ") if m in needed]
+            if not missing:
+                continue
+            note = f"{head}{_MISSING}{', '.join(missing)}"
+        kept.append(note)
+    return kept
+
+
+def ungraded_reason(sub: Submission, tests: list[HiddenTest]) -> str:
+    """Why nothing of ``sub`` can be graded (no exercise module that ``tests`` grade is in it), or ``""``."""
+    if not tests:
+        return ""
+    unsubmitted = unsubmitted_chapters(sub, tests)
+    if {t.chapter for t in tests} - set(unsubmitted) - {None}:
+        return ""
+    if any(t.chapter is None for t in tests) and set(sub.files) & module_files():
+        return ""
+    return "; ".join(sub.notes) or "it holds none of the exercise modules these hidden tests grade"
+
+
 def _num(x: float) -> str:
     return f"{x:g}"
 
 
 def write_csv(out_dir: Path, records: list[LearnerRecord], columns: list[str]) -> Path:
+    """``grades.csv``: a row per learner (sorted by id), a column per exercise in the course's order, the
+    total, the maximum, and the record's notes (why a submission could not be graded, what was missing)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["learner", *columns, "total", "max"])
+    writer.writerow(["learner", *columns, "total", "max", "notes"])
     for r in sorted(records, key=lambda r: r.learner):
         writer.writerow([r.learner, *(_num(r.exercises[c].score if c in r.exercises else 0.0) for c in columns),
-                         _num(r.total), _num(r.max)])
+                         _num(r.total), _num(r.max), " ".join("; ".join(r.notes).split())])
     path = out_dir / "grades.csv"
-    _write_if_changed(path, buffer.getvalue())
+    write_if_changed(path, buffer.getvalue())
     return path
 
 
 def write_outputs(out_dir: Path, record: LearnerRecord) -> None:
     """Every file derived from one learner's record."""
     learner = record.learner
-    _write_if_changed(out_dir / "feedback" / f"{learner}.md", feedback.markdown(record))
-    _write_if_changed(out_dir / "feedback" / f"{learner}.html", feedback.html(record))
-    _write_if_changed(out_dir / "gradescope" / learner / "results.json",
+    write_if_changed(out_dir / "feedback" / f"{learner}.md", feedback.markdown(record))
+    write_if_changed(out_dir / "feedback" / f"{learner}.html", feedback.html(record))
+    write_if_changed(out_dir / "gradescope" / learner / "results.json",
                       json.dumps(feedback.gradescope_results(record), indent=1))
+
+
+def _read_record(path: Path) -> LearnerRecord | None:
+    try:
+        return LearnerRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, unreadable or of an older format (it cannot be half-written): grade again
+
+
+def suite_for(assignment: str | None, exclude: tuple[str, ...], submitted: set[str] | None = None
+              ) -> tuple[list[HiddenTest], str]:
+    """The hidden tests a batch runs (in the course's order) and the grader's identity for its records."""
+    tests = [t for t in load_suite(assignment) if not any(part in t.name for part in exclude)]
+    if submitted:  # nbgrader layout: grade the chapters that were handed out
+        tests = [t for t in tests if t.chapter is None or t.chapter in submitted]
+    return in_course_order(tests), f"{fingerprint()}:{assignment or ''}:{','.join(sorted(exclude))}"
 
 
 def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Limits | None = None,
                 force: bool = False, progress: bool = True, assignment: str | None = None,
-                exclude: tuple[str, ...] = (), require_isolation: bool = False,
+                exclude: tuple[str, ...] = (), shard: Shard | None = None, learners: tuple[str, ...] = (),
+                require_isolation: bool = False,
                 on_isolation: Callable[[dict[str, Any]], None] | None = None) -> BatchReport:
     """Grade every submission in ``submissions_root`` into ``out_dir``; see the module docstring.
 
     ``assignment`` (a chapter notebook's name) grades only that chapter's exercises; tests whose name
     contains one of ``exclude`` are left out (a quick run without, say, the test that trains a CNN).
+    ``shard`` grades only the learners that shard holds (``grading.shards``). ``learners`` grades these
+    learners again, whatever their results; the others keep the results they have.
     Before grading anyone, a sandbox is started to see what isolation this machine gives; its record
     goes to ``on_isolation``, and with ``require_isolation`` anything less than full isolation raises
     ``IsolationError`` before a single submission is graded.
     """
     limits = limits or Limits()
     out_dir = Path(out_dir)
-    submissions = discover(Path(submissions_root), assignment)
-    tests = [t for t in load_suite(assignment) if not any(part in t.name for part in exclude)]
-    submitted = {c for sub in submissions for c in sub.chapters}
-    if submitted:  # nbgrader layout: grade the chapters that were handed out
-        tests = [t for t in tests if t.chapter is None or t.chapter in submitted]
+    manifest_path(out_dir, shard).unlink(missing_ok=True)  # a manifest on disk describes a finished run
+    submissions = discover(Path(submissions_root), assignment, shard.holds if shard else None)
+    known = {sub.learner for sub in submissions}
+    unknown = sorted(set(learners) - known)
+    if unknown:
+        where = f" in shard {shard.index}/{shard.count}" if shard else ""
+        raise SubmissionsError(f"no submission{where} is graded as {', '.join(unknown)}; the learners are: "
+                               f"{', '.join(sorted(known)[:20])}{' ...' if len(known) > 20 else ''}")
+    tests, suite_id = suite_for(assignment, exclude, {c for sub in submissions for c in sub.chapters})
     columns = exercise_columns(tests)
-    suite_id = f"{fingerprint()}:{assignment or ''}:{','.join(sorted(exclude))}"
     results_dir = out_dir / "results"
     records: dict[str, LearnerRecord] = {}
+    previous: dict[str, LearnerRecord] = {}
     todo: list[Submission] = []
     reused: list[str] = []
+    kept: list[str] = []
     for sub in submissions:
+        sub.notes = relevant_notes(sub.notes, tests)
         key = f"{suite_id}:{sub.digest()}"
-        path = results_dir / f"{sub.learner}.json"
-        if not force and path.exists():
-            try:
-                old = LearnerRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
-                if old.key == key:
-                    records[sub.learner] = old
-                    reused.append(sub.learner)
-                    continue
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # unreadable or of an older format (it cannot be half-written): grade again
+        old = _read_record(results_dir / f"{sub.learner}.json")
+        if learners and sub.learner not in learners:
+            if old is not None:
+                records[sub.learner] = old
+                (reused if old.key == key else kept).append(sub.learner)
+            continue
+        if old is not None and old.key == key and not force and not learners:
+            records[sub.learner] = old
+            reused.append(sub.learner)
+            continue
+        if old is not None:
+            previous[sub.learner] = old
         todo.append(sub)
 
     stage_root = Path(tempfile.mkdtemp(prefix="grade-stage-"))
@@ -235,7 +300,11 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
             raise IsolationError(isolation_summary(probe) or "isolation unknown")
     isolations: dict[str, list[dict[str, Any]]] = {sub.learner: [] for sub in todo}
 
+    ungraded = {sub.learner: ungraded_reason(sub, tests) for sub in todo}
+
     def run_one(sub: Submission) -> list[TestResult]:
+        if ungraded[sub.learner]:  # nothing to run: no sandbox, one reason
+            return not_run(tests, f"not graded: {ungraded[sub.learner]}.")
         return grade_submission(sub, tests, limits, stage_root, isolations[sub.learner], require_isolation)
 
     bar = None
@@ -256,6 +325,8 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
                     sub.notes.append(f"the grader could not run this submission: {exc}")
                     results = not_run(tests, "not run: the grader could not start a sandbox for this submission.")
                 record = make_record(sub, results, columns, f"{suite_id}:{sub.digest()}", isolations[sub.learner])
+                record.unsubmitted = unsubmitted_chapters(sub, tests)
+                record.ungraded = ungraded[sub.learner]
                 atomic_write(results_dir / f"{sub.learner}.json", json.dumps(record.to_json(), indent=1))
                 records[sub.learner] = record
                 if bar:
@@ -266,10 +337,19 @@ def grade_batch(submissions_root: Path, out_dir: Path, jobs: int = 2, limits: Li
         shutil.rmtree(stage_root, ignore_errors=True)
     for record in records.values():
         write_outputs(out_dir, record)
-    csv_path = write_csv(out_dir, list(records.values()), columns)
+    regrades = [regrade.changes(previous[name], records[name]) for name in sorted(previous)]
+    report_path = None
+    if regrades and shard is not None:
+        regrade.save(out_dir, shard.name, suite_id, regrades)
+    elif regrades:
+        report_path = regrade.write_report(out_dir, regrades)
+    csv_path = None if shard is not None else write_csv(out_dir, list(records.values()), columns)
+    write_manifest(out_dir, Manifest(suite_id, columns, {name: r.key for name, r in records.items()}, shard))
     summary = next((i[0].get("summary", "") for i in isolations.values() if i), "")
-    return BatchReport([s.learner for s in todo], reused, out_dir, csv_path, summary, probe)
+    return BatchReport([s.learner for s in todo], reused, out_dir, csv_path, summary, probe,
+                       {name: r.ungraded for name, r in sorted(records.items()) if r.ungraded}, shard, regrades,
+                       report_path, kept)
 
 
 __all__ = ["BatchReport", "IsolationError", "PROJECT_ROOT", "atomic_write", "grade_batch", "grade_submission",
-           "write_csv"]
+           "suite_for", "write_csv", "write_outputs"]

@@ -111,11 +111,11 @@ def run(submission_dir: Path, results_path: Path, timeout: float = 10.0) -> dict
     from grading.grade import atomic_write, grade_submission, make_record, not_run
     from grading.sandbox import Limits
     from grading.submissions import Submission, read_submission
-    from grading.suite import exercise_columns, load_suite
+    from grading.suite import exercise_columns, in_course_order, load_suite
 
     start = time.monotonic()
     sub = Submission("submission", Path(submission_dir))
-    tests = load_suite()
+    tests = in_course_order(load_suite())
     columns = exercise_columns(tests)
     record: LearnerRecord
     try:

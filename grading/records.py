@@ -46,6 +46,8 @@ class LearnerRecord:
     notes: list[str] = field(default_factory=list)
     tests: list[TestResult] = field(default_factory=list)
     isolation: dict[str, Any] = field(default_factory=dict)  # the sandbox mechanisms in force
+    unsubmitted: list[str] = field(default_factory=list)  # chapters (notebook names) with nothing handed in
+    ungraded: str = ""  # why nothing of the submission could be graded ("" when something could)
 
     @classmethod
     def from_results(cls, learner: str, results: list[TestResult], columns: list[str], **kwargs: Any) -> LearnerRecord:
@@ -69,7 +71,8 @@ class LearnerRecord:
         return {"learner": self.learner, "source": self.source, "key": self.key,
                 "exercises": {name: asdict(s) for name, s in self.exercises.items()},
                 "total": self.total, "max": self.max, "notes": list(self.notes),
-                "isolation": dict(self.isolation), "tests": [t.to_dict() for t in self.tests]}
+                "isolation": dict(self.isolation), "unsubmitted": list(self.unsubmitted), "ungraded": self.ungraded,
+                "tests": [t.to_dict() for t in self.tests]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LearnerRecord:
@@ -78,4 +81,5 @@ class LearnerRecord:
                    exercises={str(k): Score(float(v["score"]), float(v["max"])) for k, v in data["exercises"].items()},
                    notes=[str(n) for n in data.get("notes", [])],
                    tests=[TestResult(**t) for t in data["tests"]],
-                   isolation=dict(data.get("isolation", {})))
+                   isolation=dict(data.get("isolation", {})),
+                   unsubmitted=[str(c) for c in data.get("unsubmitted", [])], ungraded=str(data.get("ungraded", "")))

@@ -28,6 +28,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -99,11 +100,24 @@ def _nbgrader_root(root: Path) -> Path | None:
     return None
 
 
-def discover(root: Path, assignment: str | None = None) -> list[Submission]:
+def _one_submission(root: Path) -> str | None:
+    """The exercise module that makes ``root`` look like one learner's submission (``exercises/layers.py``),
+    or ``None`` when it does not."""
+    expected = sorted(module_files())
+    for folder in (root / "exercises", root):
+        for name in expected:
+            if (folder / name).is_file():
+                return (folder / name).relative_to(root).as_posix()
+    return None
+
+
+def discover(root: Path, assignment: str | None = None,
+             keep: Callable[[str], bool] | None = None) -> list[Submission]:
     """One ``Submission`` per learner in ``root``, sorted by learner id.
 
     ``assignment`` (a chapter's notebook name, such as ``00_welcome``) keeps only that chapter's
-    folder in nbgrader's layout.
+    folder in nbgrader's layout. ``keep`` (a learner id -> bool) reads only the learners it keeps: ids
+    are given from every entry's name first, so they do not depend on which learners are kept.
     """
     root = Path(root)
     if not root.exists():
@@ -113,7 +127,14 @@ def discover(root: Path, assignment: str | None = None) -> list[Submission]:
         raise SubmissionsError(f"'{root}' is not a folder; pass the folder that holds one folder or zip per learner")
     nbgrader = _nbgrader_root(root)
     if nbgrader is not None:
-        return _discover_nbgrader(nbgrader, assignment)
+        return _discover_nbgrader(nbgrader, assignment, keep)
+    single = _one_submission(root)
+    if single is not None:
+        raise SubmissionsError(
+            f"'{root}' looks like one learner's submission (it holds {single}), not a folder of submissions: "
+            "each folder or zip inside it would be graded as a learner. To grade this one submission, put it in "
+            f"a folder of its own and pass that folder: mkdir -p submissions && cp -r '{root}' submissions/ && "
+            "python -m grading grade submissions")
     entries = sorted(p for p in root.iterdir()
                      if not p.name.startswith(".") and not p.is_symlink()
                      and (p.is_dir() or p.name.lower().endswith(".zip")))
@@ -130,12 +151,15 @@ def discover(root: Path, assignment: str | None = None) -> list[Submission]:
         if learner != base:
             sub.notes.append(f"another submission is also named '{base}'; "
                              f"this one ({path.name}) is graded as '{learner}'")
-        read_submission(sub)
         found[learner] = sub
-    return list(found.values())
+    kept = [sub for sub in found.values() if keep is None or keep(sub.learner)]
+    for sub in kept:
+        read_submission(sub)
+    return kept
 
 
-def _discover_nbgrader(submitted: Path, assignment: str | None) -> list[Submission]:
+def _discover_nbgrader(submitted: Path, assignment: str | None,
+                       keep: Callable[[str], bool] | None = None) -> list[Submission]:
     learners = sorted(p for p in submitted.iterdir()
                       if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
     if not learners:
@@ -143,6 +167,8 @@ def _discover_nbgrader(submitted: Path, assignment: str | None) -> list[Submissi
     found = []
     for folder in learners:
         sub = Submission(_safe(folder.name) or "learner", folder)
+        if keep is not None and not keep(sub.learner):
+            continue
         chapters = sorted(p for p in folder.iterdir()
                           if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
         if assignment is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from exercises.checks import Property, evaluate
 from exercises.checks.program import Program, StepFailed
-from exercises.kit.catalogue import find
+from exercises.kit.catalogue import catalogue, find
 from grading.feedback import redact
 from grading.records import TestResult
 from grading.sandbox import SandboxFailure
@@ -63,6 +63,13 @@ def load_suite(chapter: str | None = None) -> list[HiddenTest]:
 def exercise_columns(tests: list[HiddenTest]) -> list[str]:
     """Exercise names in the order their first test appears: the grade sheet's columns."""
     return list(dict.fromkeys(t.exercise for t in tests))
+
+
+def in_course_order(tests: list[HiddenTest]) -> list[HiddenTest]:
+    """``tests`` ordered as the course teaches their exercises (chapter 0 first, then the position of each
+    exercise's section in its notebook); an exercise's own tests keep their order."""
+    rank = {e.name: i for i, e in enumerate(catalogue())}
+    return sorted(tests, key=lambda t: rank.get(t.exercise, len(rank)))
 
 
 def fingerprint() -> str:

@@ -82,7 +82,7 @@ def test_learner_ids_from_folder_and_lms_names(name: str, expected: str) -> None
 def test_csv_has_a_row_per_learner_and_a_column_per_exercise(batch) -> None:
     _, out, report, rows = batch
     header = (out / "grades.csv").read_text().splitlines()[0].split(",")
-    assert header == ["learner", "relu_forward", "relu_backward", "total", "max"]
+    assert header == ["learner", "relu_forward", "relu_backward", "total", "max", "notes"]
     assert sorted(rows) == ["ada", "ben", "cleo", "grace_hopper_424242", "ivy", "jo", "lovelace_ada_12345"]
     assert sorted(report.graded) == sorted(rows)
 
@@ -233,3 +233,91 @@ def test_cli_grades_and_prints_where_the_results_are(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "grades.csv").read_text().splitlines()[1].startswith("ada,")
     assert (tmp_path / "o" / "feedback" / "ada.html").exists()
     assert (tmp_path / "o" / "gradescope" / "ada" / "results.json").exists()
+
+
+def test_the_summary_lists_every_submission_that_could_not_be_graded_and_why(tmp_path: Path) -> None:
+    subs = tmp_path / "subs"
+    write_submission(subs, "ada", REFERENCE_LAYERS)
+    (subs / "empty").mkdir()
+    (subs / "zero.zip").write_bytes(b"")
+    zipfile.ZipFile(subs / "nothing.zip", "w").close()
+    (subs / "text.zip").write_text("not a zip at all\n")
+    proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(subs), "-o", str(tmp_path / "o"), "-q",
+                           "--timeout", "5", "-a", CHAPTER], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "graded 5 submission(s)" in proc.stdout
+    listed = proc.stdout.split("could not be graded (4), each scored 0:\n")[1].splitlines()[:4]
+    assert [line.split(":")[0].strip() for line in listed] == ["empty", "nothing", "text", "zero"]
+    assert "no exercises folder found" in listed[0] and "nothing.zip is empty" in listed[1]
+    assert "text.zip is not a readable zip file" in listed[2] and "zero.zip is not a readable zip file" in listed[3]
+    rows = _rows(tmp_path / "o")
+    assert rows["ada"]["notes"] == "" and "nothing.zip is empty; nothing could be graded" in rows["nothing"]["notes"]
+    feedback = (tmp_path / "o" / "feedback" / "zero.md").read_text().splitlines()
+    assert len(feedback) < 20 and any("zero.zip is not a readable zip file" in line for line in feedback[:10])
+
+
+@pytest.mark.parametrize("layout", ["exercises/layers.py", "layers.py"])
+def test_one_learners_folder_is_refused_with_the_command_that_grades_it(tmp_path: Path, layout: str) -> None:
+    learner = tmp_path / "ada"
+    (learner / layout).parent.mkdir(parents=True, exist_ok=True)
+    (learner / layout).write_text(REFERENCE_LAYERS)
+    (learner / "course").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "grading", "grade", str(learner), "-o", str(tmp_path / "o"), "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"looks like one learner's submission (it holds {layout})" in proc.stderr
+    assert f"mkdir -p submissions && cp -r '{learner}' submissions/ && python -m grading grade submissions" \
+        in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_grade_sheet_and_feedback_follow_the_course_order(tmp_path: Path) -> None:
+    from exercises.kit.catalogue import catalogue, find
+
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "ivy.zip").write_bytes(b"")  # nothing to run: the whole suite's columns, at once
+    grade_batch(tmp_path / "subs", tmp_path / "o", progress=False)
+    header = (tmp_path / "o" / "grades.csv").read_text().splitlines()[0].split(",")[1:-3]
+    assert header == [e.name for e in catalogue() if e.name in header] and len(header) > 40
+    chapters = [find(name).chapter for name in header]
+    assert chapters == sorted(chapters) and chapters[0] == 0 and chapters[-1] == 5
+    listed = [line[2:].split(":")[0] for line in (tmp_path / "o" / "feedback" / "ivy.md").read_text().splitlines()
+              if line.startswith("- ")]
+    assert listed == header
+
+
+def test_feedback_lists_exercises_in_the_records_order_and_one_line_for_an_unimplemented_one() -> None:
+    from grading.feedback import html, markdown
+    from grading.records import LearnerRecord, TestResult
+
+    def failed(exercise: str, what: str) -> TestResult:
+        return TestResult(exercise, f"t.{what}", f"{what} works", 0.0, 1.0, False,
+                          f"{what} is not implemented yet (it still raises NotImplementedError).")
+
+    tests = [failed("Value", "backward()"), failed("Value", "add"), failed("Value", "add"), failed("Value", "mul"),
+             TestResult("relu_forward", "t.r", "equals max(0, x)", 1.0, 1.0, True, ""),
+             failed("relu_backward", "relu_backward"),
+             TestResult("relu_backward", "t.z", "zero at x == 0", 0.0, 1.0, False, "The mask must be x > 0.")]
+    record = LearnerRecord.from_results("ada", tests, ["relu_forward", "relu_backward", "Value"])
+    text = markdown(record)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## relu_forward: 1 / 1", "## relu_backward: 0 / 2", "## Value: 0 / 4"]
+    value = text.split("## Value: 0 / 4\n")[1].strip().splitlines()
+    assert value == ["- ✗ not implemented yet: backward(), add, mul still raise NotImplementedError "
+                     "(all 4 properties, 4 pt)"]
+    assert "- ✗ zero at x == 0 (1 pt)" in text  # failures for different reasons keep a line each
+    assert html(record).count("not implemented yet: backward(), add, mul") == 1
+
+
+def test_an_untouched_stub_gets_one_line_per_exercise(batch) -> None:
+    _, out, _, _ = batch
+    lines = [line for line in (out / "feedback" / "ben.md").read_text().splitlines() if line.startswith("- ")]
+    assert len(lines) == 2 and all("not implemented yet" in line for line in lines), lines
+
+
+def test_no_two_properties_of_an_exercise_share_a_title() -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for test in load_suite():
+        key = (test.exercise, test.build().title)
+        assert key not in seen, f"{test.name} and {seen[key]} are both titled {key[1]!r}"
+        seen[key] = test.name

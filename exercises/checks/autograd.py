@@ -254,7 +254,7 @@ def value_operation(op: tuple[Any, ...], leaves: tuple[float, ...], upstream: fl
         label = f"a ** {op[2]!r}"
     if op[0] in FUNCTIONS:
         label = f"a.{op[0]}()"
-    if op[0] == "relu":
+    if op[0] in ("relu", "tanh", "sigmoid"):  # the sign of a tells two such properties apart
         label += " at a > 0" if leaves[op[1]] > 0 else " at a < 0"
 
     def judge(got: dict[str, Any]) -> None:
@@ -642,7 +642,7 @@ def numerical_gradient_keeps_x(name: str, x: torch.Tensor) -> Property:
         raise Mistake("numerical_gradient left x modified: after perturbing an element, put its original value "
                       "back (x[index] = old) before moving on, or perturb a copy.")
 
-    return Property("numerical_gradient", "leaves x holding its original values",
+    return Property("numerical_gradient", f"leaves x holding its original values for f = {name}",
                     _numerical_gradient_program(name, x, None), judge)
 
 
