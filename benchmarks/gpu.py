@@ -447,7 +447,7 @@ def run_notebook(report: Report, notebook: Path, device, cifar: Path | None, max
         fast = "0" if device.type == "cuda" else "1"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(solved), os.environ.get("PYTHONPATH")])),
                "COURSE_FAST": fast, "COURSE_DATA_MIRROR": str(mirror), "COURSE_CHECKPOINTS": str(tmp_path / "ckpt"),
-               "MPLBACKEND": "Agg"}
+               "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"}
         target = solved / "course" / notebook.name
         command = [sys.executable, str(Path(__file__).resolve()), "--execute-notebook", str(target)]
         if max_cells:
@@ -462,10 +462,11 @@ def run_notebook(report: Report, notebook: Path, device, cifar: Path | None, max
     mode = "GPU mode (COURSE_FAST=0, CUDA)" if device.type == "cuda" else "fast mode on the CPU"
     lines = output.splitlines()
     keep = [line for line in lines if not line.startswith("cell ")][-25:]
+    highlights = [f"* {line.strip()}" for line in lines if "test accuracy" in line]
     report.section(f"Chapter 4's notebook, {mode}",
                    f"`{notebook.relative_to(ROOT) if notebook.is_relative_to(ROOT) else notebook}` against the "
                    f"reference solutions, {seconds:.0f} s" + (f", first {max_cells} code cells" if max_cells else "")
-                   + f": {'green' if rc == 0 else 'FAILED'}.", "", "```",
+                   + f": {'green' if rc == 0 else 'FAILED'}.", "", *highlights, "", "```",
                    *[line for line in lines if line.startswith("cell ")][-60:], *keep, "```")
     if rc != 0:
         report.fail("notebook", f"{notebook.name} failed in {mode}")
