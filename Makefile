@@ -13,7 +13,7 @@ SUBMISSIONS ?= submissions
 OUT ?= grading-output
 REPOSITORY ?=
 
-.PHONY: help setup learner-setup lab course test lint stubs release grade clean
+.PHONY: help setup learner-setup lab course test lint stubs release grade clean gpu-prepare gpu-check
 
 help:
 	@echo "make lab        set up .venv if needed (the learner's install), then open the course in JupyterLab"
@@ -23,6 +23,8 @@ help:
 	@echo "make grade SUBMISSIONS=folder [OUT=folder]   grade a folder of submissions"
 	@echo "make release REPOSITORY=url-or-zip   build the learner bundle in dist/ (no solutions, no hidden tests)"
 	@echo "make stubs      regenerate exercises/ from solutions/, and the notebooks' Colab cells"
+	@echo "make gpu-prepare   fill .gpu/ (CIFAR-10 JPEG copy, airbench and mlxtend wheels) for a GPU machine"
+	@echo "make gpu-check     the whole GPU check (benchmarks/gpu.py; on a CPU: GPU_ARGS=--dry-run)"
 
 # The learner's install: the course and what its notebooks need, nothing of the instructor's.
 $(LEARNER_STAMP): pyproject.toml
@@ -71,6 +73,22 @@ release: setup
 
 grade: setup
 	$(PY) -m grading grade $(SUBMISSIONS) -o $(OUT)
+
+# The GPU check runs on a machine with no network and no ../shared: .gpu/ (git-ignored) carries what it needs.
+SHARED_CIFAR ?= ../shared/datasets/cifar10/cifar10-jpeg.tar.gz
+GPU_ARGS ?=
+GPU_PY := $(if $(wildcard $(PY)),$(PY),$(PYTHON))
+
+gpu-prepare: setup
+	mkdir -p .gpu/cifar10
+	install -m 644 $(SHARED_CIFAR) .gpu/cifar10/cifar10-jpeg.tar.gz
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir .gpu airbench==0.1.8 \
+		mlxtend==$$($(PY) -c "import importlib.metadata as m; print(m.version('mlxtend'))")
+	git rev-parse --short HEAD > .gpu/commit.txt
+	du -sh .gpu
+
+gpu-check:
+	$(GPU_PY) benchmarks/gpu.py $(GPU_ARGS)
 
 clean:
 	rm -rf build dist grading-output .pytest_cache

@@ -7,7 +7,8 @@ Grouped by what they do:
 * devices and seeding: ``devices``;
 * figures: ``figures``;
 * training helpers: ``training`` (loaders on the device, augmentation, the schedule, the epochs loop,
-  chapter 5's quick model) and ``checkpoints`` (save, resume, load and export a model);
+  chapter 5's quick model), ``checkpoints`` (save, resume, load and export a model) and ``speedrun``
+  (chapter 4's fast CIFAR-10 network and recipe);
 * input validation the exercises share: ``validate``;
 * Colab: ``colab``;
 * progress and updates: ``progress`` (your practice history), ``update`` (a new release without losing

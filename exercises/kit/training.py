@@ -67,12 +67,16 @@ def embedded_split(val_size: int = 1000,
 
 
 def random_shift_flip(images: torch.Tensor, generator: torch.Generator, max_shift: int = 2,
-                      flip: bool = False) -> torch.Tensor:
+                      flip: bool = False, padding_mode: str = "zeros") -> torch.Tensor:
     """Each image of ``images`` (float ``N×C×H×W``, on any device) moved by a random whole number of
-    pixels in ``−max_shift..max_shift`` along each axis (what leaves the frame is lost, what enters is
-    0), and mirrored left-right with probability ½ when ``flip``. Random numbers come from
-    ``generator`` (a CPU generator, so its state is easy to save), the work is one ``affine_grid`` +
-    ``grid_sample`` on the images' device: no Python loop over images."""
+    pixels in ``−max_shift..max_shift`` along each axis (what leaves the frame is lost), and mirrored
+    left-right with probability ½ when ``flip``. What enters the frame is 0 (``padding_mode="zeros"``),
+    or the image's own border mirrored (``"reflection"``: pixel ``−1`` is pixel ``0``, ``−2`` is ``1``),
+    which keeps a photo's statistics. Random numbers come from ``generator`` (a CPU generator, so its
+    state is easy to save), the work is one ``affine_grid`` + ``grid_sample`` on the images' device: no
+    Python loop over images."""
+    if padding_mode not in ("zeros", "reflection"):
+        raise ValueError(f"padding_mode must be 'zeros' or 'reflection', got {padding_mode!r}")
     n, _, h, w = images.shape
     shifts = torch.randint(-max_shift, max_shift + 1, (n, 2), generator=generator).to(images.dtype)
     scale_x = torch.ones(n, dtype=images.dtype)
@@ -82,7 +86,7 @@ def random_shift_flip(images: torch.Tensor, generator: torch.Generator, max_shif
     theta[:, 0, 0], theta[:, 1, 1] = scale_x, 1.0
     theta[:, 0, 2], theta[:, 1, 2] = shifts[:, 0] * 2 / w, shifts[:, 1] * 2 / h  # a pixel is 2/size wide
     grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(images, grid, mode="nearest", padding_mode=padding_mode, align_corners=False)
 
 
 class TensorLoader:
@@ -153,8 +157,10 @@ class TensorLoader:
 class StepSchedule:
     """Sets every parameter group's ``lr`` to ``lr_at(k)`` just before the optimizer's ``k``-th step
     (k = 0, 1, ...), through ``optimizer.register_step_pre_hook``: your ``train_one_epoch`` needs to
-    know nothing about it. A step that a ``GradScaler`` skips (its gradients overflowed) does not
-    count. ``state_dict()`` holds ``k``, for checkpoints."""
+    know nothing about it. A group holding an ``"lr_scale"`` entry gets ``lr_scale · lr_at(k)``
+    instead (a layer that learns faster or slower than the rest, or not at all with 0). A step that a
+    ``GradScaler`` skips (its gradients overflowed) does not count. ``state_dict()`` holds ``k``, for
+    checkpoints."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, lr_at: Callable[[int], float]) -> None:
         self.optimizer, self.lr_at, self.steps_done = optimizer, lr_at, 0
@@ -163,7 +169,7 @@ class StepSchedule:
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         lr = float(self.lr_at(self.steps_done))
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         self.steps_done += 1
 
     @property
