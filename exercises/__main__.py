@@ -65,9 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not names:
             if unknown:
                 print(f"error: no drill named {', '.join(unknown)}", file=sys.stderr)
+            elif args.chapter is not None:
+                print(f"error: chapter {args.chapter} has no drills; the chapters with drills are "
+                      f"{', '.join(map(str, sorted({d.chapter for d in drills()})))}", file=sys.stderr)
+                unknown = [str(args.chapter)]
             print("The drills (python -m exercises drill NAME [-n 5], or --chapter N):")
             print(repr(drills()))
             return 2 if unknown else 0
+        if args.count < 1:
+            print(f"error: -n is how many items to practise: expected 1 or more, got {args.count}", file=sys.stderr)
+            return 2
         run_in_terminal(names, count=args.count, seed=args.seed)
         return 0
     from exercises.kit.update import UpdateError, update_course

@@ -183,3 +183,18 @@ def test_drilling_from_a_terminal() -> None:
     assert "✓ Right" in out and "No answer yet" in out and "Worked solution:" in out and "1 of 2 right" in out
     assert [(e["drill"], e["correct"]) for e in load_events()] == [("conv_output_size", True),
                                                                   ("conv_output_size", False)]
+
+
+def test_the_drill_command_says_what_it_expected(capsys) -> None:
+    from exercises.__main__ import main
+
+    assert main(["drill", "conv_shapes", "-n", "0"]) == 2
+    assert "expected 1 or more, got 0" in capsys.readouterr().err
+    assert main(["drill", "--chapter", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "chapter 9 has no drills" in err and "1, 2, 3, 4, 5" in err
+    assert main(["drill", "conv_shape"]) == 2
+    captured = capsys.readouterr()
+    assert "no drill named conv_shape" in captured.err and 'drill("conv_shapes")' in captured.out
+    assert main(["drill"]) == 0 and 'drill("precision_recall")' in capsys.readouterr().out
+    assert load_events() == []

@@ -320,7 +320,7 @@ def practice_plan(rows: list[CheckProgress], drill_rows: list[DrillProgress], ev
     unfluent = sorted((d for d in drill_rows if not d.mastered and (d.answers or d.chapter in reached)),
                       key=lambda d: (not d.answers, d.chapter))[:limit]
     if unfluent:
-        plan.append("Drills to make fluent (" + f"{FLUENT_STREAK} right in a row, each under {FLUENT_SECONDS:.0f} s): "
+        plan.append("Drills to make fluent (" + f"{FLUENT_STREAK} right in a row, each within {FLUENT_SECONDS:.0f} s): "
                     + "; ".join(f"drill(\"{d.drill}\") (chapter {d.chapter}, "
                                 + (f"{d.streak} in a row now)" if d.answers else "not tried yet)") for d in unfluent)
                     + ".")
