@@ -88,6 +88,32 @@ def _ints(t: Iterable[Any]) -> Value:
     return tuple(float(v) for v in t)
 
 
+# ----------------------------------------------------------------------------- chapter 0: welcome
+
+
+@_drill("relu_backward", 0, "ReLU's backward pass: which upstream gradients get through")
+def _relu_backward(rng: random.Random) -> Item:
+    n = rng.randint(3, 6)
+    x = [rng.choice([-3, -2, -1, 0, 1, 2, 3]) for _ in range(n)]
+    dout = [rng.choice([-4, -3, -2, -1, 1, 2, 3, 4]) for _ in range(n)]
+
+    def oracle() -> Value:  # autograd through PyTorch's own relu
+        leaf = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        torch.relu(leaf).backward(torch.tensor(dout, dtype=torch.float64))
+        return _ints(leaf.grad.tolist())
+
+    def by_hand() -> tuple[list[str], Value]:
+        dx = [d if v > 0 else 0 for v, d in zip(x, dout, strict=True)]
+        return ["relu(x) = max(0, x) has slope 1 where x > 0 and 0 where x < 0; at x = 0 PyTorch (and this course) "
+                "take it as 0",
+                "so dx = dout where x > 0, else 0: " + ", ".join(
+                    f"x = {v}: {d if v > 0 else 0}" for v, d in zip(x, dout, strict=True)),
+                f"dx = ({', '.join(map(str, dx))})"], _ints(dx)
+
+    return Item(f"out = relu(x) with x = {tuple(x)}, and the gradient arriving from above is dout = {tuple(dout)}. "
+                "What is dx = ∂L/∂x?", f"a tuple of {n} numbers", oracle, by_hand)
+
+
 # ----------------------------------------------------------------------------- chapter 1: data
 
 
