@@ -204,6 +204,8 @@ def test_reflections_are_saved_only_when_written(capsys) -> None:
         ("reflection", 2, "batchnorm backward from memory")]
     assert "chapter 2: batchnorm backward from memory" in progress_view()
     assert load_history() == []  # the runs of checks are only the runs of checks
+    reflect(chapter="three", practise="conv shapes")
+    assert "chapter is the chapter's number" in capsys.readouterr().out and len(load_events()) == 1
 
 
 def test_older_files_load_and_older_code_keeps_the_new_events(tmp_path: Path) -> None:

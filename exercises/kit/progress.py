@@ -161,6 +161,12 @@ def reflect(chapter: int, hard: str = "", caught: str = "", practise: str = "", 
 
     Nothing is saved while every answer is empty, nor when the same answers are already saved for the chapter.
     """
+    try:
+        chapter = int(chapter)
+    except (TypeError, ValueError):
+        print(f"Nothing saved: chapter is the chapter's number (0 to 5, say), not {chapter!r}. "
+              "Write it as in reflect(chapter=3, ...) and run the cell again.")
+        return
     notes = {"hard": str(hard).strip(), "caught": str(caught).strip(), "practise": str(practise).strip()}
     if not any(notes.values()):
         print(f"Nothing saved yet: write your answers between the quotes, then run this cell again "
