@@ -18,9 +18,11 @@ import torch
 
 from exercises.checks.program import ImportFailed, Program, StepFailed, import_exercise_module, run_program
 from exercises.kit.catalogue import code_digests, find, untouched
-from exercises.kit.progress import progress_report, record_attempt
+from exercises.kit.drills import drill_catalogue
+from exercises.kit.progress import plot_history, progress_report, record_attempt
 
-__all__ = ["CheckFailed", "Mistake", "Property", "available_checks", "check", "evaluate", "show_progress"]
+__all__ = ["CheckFailed", "Mistake", "Property", "available_checks", "check", "evaluate", "progress_view",
+           "show_progress"]
 
 
 class Mistake(Exception):
@@ -165,9 +167,17 @@ def module_of(props: list[Property], name: str) -> str:
     return modules.pop()
 
 
-def show_progress() -> None:
-    """Print the progress view (from any notebook cell): which checks pass, attempts, what to practise next."""
-    print(progress_report(check_catalogue()))
+def progress_view(history: list[dict[str, Any]] | None = None) -> str:
+    """The progress view of every check and drill of the course, from ``history`` (default: your progress file)."""
+    return progress_report(check_catalogue(), history, drill_catalogue())
+
+
+def show_progress(plot: bool = False) -> None:
+    """Print the progress view (from any notebook cell): which checks pass, your attempts, your fluency in the
+    drills, and the next practice plan; with ``plot=True`` also draw your history over time."""
+    print(progress_view())
+    if plot:
+        plot_history()
 
 
 def _fresh_module(module: str) -> str | None:

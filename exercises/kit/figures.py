@@ -265,3 +265,41 @@ def show_confident_mistakes(images: torch.Tensor, labels: torch.Tensor, probs: t
     fig.suptitle(f"{title} ({len(wrong)} mistakes in all)" if len(order) else "No mistakes to show")
     fig.tight_layout()
     return fig
+
+
+def plot_practice_history(attempts: Sequence[tuple[Any, int]], streaks: dict[str, Sequence[tuple[Any, int]]],
+                          mastered_at: int = 5, fluent_seconds: float = 30, title: str = "Your practice history"):
+    """Your practice over time (what ``python -m exercises progress --plot`` draws): above, the running count of
+    your attempts at the checks (``(time, count)`` pairs); below, for each drill, the right answers in a row after
+    each of its answers (``{drill: [(time, streak), ...]}``, each answer within ``fluent_seconds``), with the line
+    where a drill counts as mastered."""
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.6), sharex=True)
+    if attempts:
+        top.step([t for t, _ in attempts], [n for _, n in attempts], where="post", marker="o", markersize=3)
+    else:
+        top.text(0.5, 0.5, "no attempts recorded yet", ha="center", va="center", transform=top.transAxes,
+                 color="0.5")
+    top.set_ylabel("attempts at the checks\n(running total)")
+    top.set_title(title)
+    for name, series in streaks.items():
+        bottom.step([t for t, _ in series], [s for _, s in series], where="post", marker="o", markersize=3,
+                    label=f'drill("{name}")')
+    if streaks:
+        bottom.legend(fontsize=7, loc="upper left", ncols=2)
+    else:
+        bottom.text(0.5, 0.5, "no drills answered yet", ha="center", va="center", transform=bottom.transAxes,
+                    color="0.5")
+    bottom.axhline(mastered_at, color="0.4", ls="--", lw=0.8)
+    bottom.annotate("mastered", (0, mastered_at), xycoords=("axes fraction", "data"), xytext=(2, 3),
+                    textcoords="offset points", fontsize=7, color="0.4")
+    bottom.set_ylim(0, max([mastered_at + 1] + [s + 1 for series in streaks.values() for _, s in series]))
+    bottom.set_ylabel(f"drill fluency (right in a\nrow, each within {fluent_seconds:.0f} s)")
+    bottom.set_xlabel("time")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+        ax.yaxis.get_major_locator().set_params(integer=True)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
